@@ -1,0 +1,689 @@
+"""The run store: one SQLite file per workspace, the source of truth for everything that ran.
+
+Torch-free; built on sqlite-utils (>= 4). This module is the single owner of the schema:
+nothing else creates tables or writes SQL against the file. Readers (the TUI, ``tarf-tui
+runs``, ``sqlite3``, Datasette) may query it freely.
+
+Concurrency: the file is opened in WAL mode with a 60 s busy timeout. Every write is one short
+``BEGIN IMMEDIATE`` transaction, retried on ``database is locked``, so several engines and a
+reader can share the file. A write is visible to every other connection once the call returns.
+
+Timestamps are ISO-8601 UTC text with milliseconds, e.g. ``2026-05-09T07:35:25.123+00:00``
+(sortable as text; ``parse_time`` turns one into an aware ``datetime``). Metrics that are
+NaN are stored as NULL; JSON columns never hold NaN or Infinity (they become ``null``).
+
+Schema (migration set ``tarf``, recorded in sqlite-utils' ``_sqlite_migrations`` table)
+------------------------------------------------------------------------------------------
+
+``runs`` -- one row per run (a spec handed to one engine process)
+
+==================  =======  ====================================================================
+column              type     meaning
+==================  =======  ====================================================================
+id                  INTEGER  primary key
+status              TEXT     queued | running | finished | failed | killed | diverged
+label               TEXT     free text from the spec, shown in lists
+dataset             TEXT     dataset registry name (synthetic, cifar10, ...)
+hierarchy           TEXT     hierarchy name or path; NULL = dataset default
+subsets             INTEGER  K subsets per class (0 = two layers)
+case_no             INTEGER  Table 4 case number (1..27)
+target              TEXT     target concept at L_T; NULL = paper default
+forget              TEXT     forgetting nodes at L_D, comma-joined; '' = paper default
+method              TEXT     unlearning method registry name
+arch                TEXT     model registry name
+seed                INTEGER  seed of model init, batches and method randomness
+epochs              INTEGER  unlearning epochs asked for; NULL = method default
+experiment          TEXT     ``RunSpec.experiment_key()``: groups runs differing only in method,
+                             its settings or seed (Compare groups by it)
+spec_hash           TEXT     ``RunSpec.hash()`` of the submitted spec (skip-if-finished)
+spec                TEXT     the spec as JSON (the resolved one once the engine has started)
+pid                 INTEGER  engine process id (set at launch, confirmed by the engine)
+host                TEXT     host name the engine runs on
+device              TEXT     torch device the engine uses (cpu, cuda:0, ...)
+log_path            TEXT     file receiving the engine's stdout and stderr
+created_at          TEXT     when the row was created (queued)
+started_at          TEXT     when the engine was launched
+finished_at         TEXT     when the run reached a terminal status
+heartbeat_at        TEXT     last sign of life from the engine (set by heartbeat and add_epoch)
+error               TEXT     one-line reason for failed / killed / diverged
+code_version        TEXT     tarf-tui version (and git commit when known)
+torch_version       TEXT     torch.__version__ of the engine
+python_version      TEXT     platform.python_version() of the engine
+ua, ra, ta          REAL     final unlearning / remaining / test accuracy
+mia                 REAL     final membership-inference efficacy
+acc_f               REAL     final accuracy on the forgetting set D_f
+acc_uf              REAL     final accuracy on D_uf
+acc_test_t          REAL     final accuracy on the test part of the target
+gap                 REAL     average gap to the Retrained reference
+rte_s               REAL     run-time efficiency: seconds spent unlearning
+ref_ua .. ref_mia   REAL     the Retrained reference's ua, ra, ta, mia
+extras              TEXT     JSON object: anything else (unknown metric keys, version details)
+==================  =======  ====================================================================
+
+``epochs`` -- one row per evaluated unlearning epoch; primary key (run_id, epoch)
+
+    run_id (-> runs.id), epoch (INTEGER, 0 = before the first step), phase (TEXT, e.g.
+    "unlearn"), loss, ua, ra, ta, acc_f, acc_uf, acc_test_t, mia (NULL unless computed per
+    epoch), lr, seconds (REAL, wall time of the epoch), at (TEXT, when the row was written),
+    extras (TEXT, JSON object).
+
+``checkpoints`` -- the content-addressed model cache; primary key ``key``
+
+    key (TEXT), kind (TEXT: original | retrained | ...), path (TEXT), sha256 (TEXT),
+    bytes (INTEGER), created_at (TEXT), meta (TEXT, JSON object).
+
+``run_summary`` -- a view, one row per run
+
+    id, status, label, dataset, case_no, target, forget, method, seed, ua, ra, ta, mia, gap,
+    rte_s, epochs_done (count of epochs rows), last_epoch (highest epoch number),
+    last_epoch_s (seconds of that epoch), last_epoch_at (when it was written), started_at,
+    finished_at.
+
+Indexes: runs(status), runs(experiment), runs(spec_hash), epochs(run_id) via the primary key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .errors import DamagedFile, TarfError
+from .spec import RunSpec
+
+STATUSES = ("queued", "running", "finished", "failed", "killed", "diverged")
+ACTIVE = ("queued", "running")
+TERMINAL = ("finished", "failed", "killed", "diverged")
+
+BUSY_TIMEOUT_S = 60.0  # how long SQLite itself waits for a lock before reporting "locked"
+_RETRIES = 8  # extra attempts after that, for the cases SQLite does not wait (WAL snapshots)
+
+RUN_METRICS = ("ua", "ra", "ta", "mia", "acc_f", "acc_uf", "acc_test_t", "gap", "rte_s",
+               "ref_ua", "ref_ra", "ref_ta", "ref_mia")
+EPOCH_VALUES = ("phase", "loss", "ua", "ra", "ta", "acc_f", "acc_uf", "acc_test_t", "mia", "lr",
+                "seconds")
+VERSION_KEYS = ("code_version", "torch_version", "python_version")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+# ---- time ----------------------------------------------------------------------------------
+def utcnow() -> str:
+    """Now as ISO-8601 UTC text with milliseconds (the format of every timestamp column)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_time(text: str | None) -> _dt.datetime | None:
+    """A timestamp column's text -> aware ``datetime`` (None stays None)."""
+    if not text:
+        return None
+    t = _dt.datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def age_s(text: str | None) -> float | None:
+    """Seconds elapsed since a timestamp column's value (None when it is NULL)."""
+    t = parse_time(text)
+    return None if t is None else (_dt.datetime.now(_dt.timezone.utc) - t).total_seconds()
+
+
+# ---- workspace -----------------------------------------------------------------------------
+def default_workspace() -> Path:
+    """``$TARF_HOME`` when set, else ``./tarf-runs``."""
+    return Path(os.environ.get("TARF_HOME") or "tarf-runs")
+
+
+class Workspace:
+    """A folder holding ``tarf.db``, ``cache/`` (checkpoints) and ``logs/`` (engine output).
+    Folders are created when first asked for."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path if path is not None else default_workspace()).absolute()
+
+    def _dir(self, p: Path) -> Path:
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def db_path(self) -> Path:
+        return self._dir(self.path) / "tarf.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._dir(self.path / "cache")
+
+    @property
+    def logs_dir(self) -> Path:
+        return self._dir(self.path / "logs")
+
+    def store(self) -> "Store":
+        return Store(self.db_path)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.path)!r})"
+
+
+# ---- schema --------------------------------------------------------------------------------
+MIGRATIONS = Migrations("tarf")
+
+
+@MIGRATIONS(name="m001_tables")
+def _m001_tables(db: sqlite_utils.Database) -> None:
+    real = float
+    db["runs"].create(
+        {
+            "id": int, "status": str, "label": str,
+            "dataset": str, "hierarchy": str, "subsets": int, "case_no": int, "target": str,
+            "forget": str, "method": str, "arch": str, "seed": int, "epochs": int,
+            "experiment": str, "spec_hash": str, "spec": str,
+            "pid": int, "host": str, "device": str, "log_path": str,
+            "created_at": str, "started_at": str, "finished_at": str, "heartbeat_at": str,
+            "error": str, "code_version": str, "torch_version": str, "python_version": str,
+            **{m: real for m in RUN_METRICS},
+            "extras": str,
+        },
+        pk="id",
+        not_null=["status", "spec", "spec_hash", "created_at"],
+        defaults={"status": "queued", "label": ""},
+    )
+    db["epochs"].create(
+        {
+            "run_id": int, "epoch": int, "phase": str, "loss": real,
+            "ua": real, "ra": real, "ta": real, "acc_f": real, "acc_uf": real,
+            "acc_test_t": real, "mia": real, "lr": real, "seconds": real, "at": str,
+            "extras": str,
+        },
+        pk=("run_id", "epoch"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["checkpoints"].create(
+        {"key": str, "kind": str, "path": str, "sha256": str, "bytes": int,
+         "created_at": str, "meta": str},
+        pk="key",
+    )
+
+
+@MIGRATIONS(name="m002_indexes")
+def _m002_indexes(db: sqlite_utils.Database) -> None:
+    for col in ("status", "experiment", "spec_hash"):
+        db["runs"].create_index([col], if_not_exists=True)
+
+
+@MIGRATIONS(name="m003_run_summary")
+def _m003_run_summary(db: sqlite_utils.Database) -> None:
+    # Later changes to the view go in new migrations (drop + create).
+    db.create_view("run_summary", """
+SELECT r.id, r.status, r.label, r.dataset, r.case_no, r.target, r.forget, r.method, r.seed,
+       r.ua, r.ra, r.ta, r.mia, r.gap, r.rte_s,
+       (SELECT count(*) FROM epochs e WHERE e.run_id = r.id) AS epochs_done,
+       last.epoch AS last_epoch, last.seconds AS last_epoch_s, last.at AS last_epoch_at,
+       r.started_at, r.finished_at
+FROM runs r
+LEFT JOIN epochs last ON last.run_id = r.id
+ AND last.epoch = (SELECT max(epoch) FROM epochs e2 WHERE e2.run_id = r.id)""".strip())
+
+
+# ---- value cleaning ------------------------------------------------------------------------
+def _scalar(v: Any) -> Any:
+    """A value for a column: numpy / torch scalars -> Python, NaN -> None."""
+    if v is None or isinstance(v, (str, bytes, bool, int)):
+        return int(v) if isinstance(v, bool) else v
+    if isinstance(v, float):
+        return None if math.isnan(v) else v
+    if hasattr(v, "item"):  # numpy / torch scalar
+        return _scalar(v.item())
+    if hasattr(v, "__index__"):
+        return int(v)
+    if hasattr(v, "__float__"):
+        return _scalar(float(v))
+    return v
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    v = _scalar(v)
+    if isinstance(v, float) and math.isinf(v):
+        return None
+    return v
+
+
+def _dumps(d: Mapping[str, Any] | None) -> str | None:
+    return None if not d else json.dumps(_jsonable(d), sort_keys=True)
+
+
+def _loads(text: str | None) -> Any:
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {"_unparsed": text}
+
+
+def _is_locked(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _is_damage(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, sqlite3.DatabaseError) and (
+        "not a database" in msg or "malformed" in msg or "encrypted" in msg)
+
+
+# ---- the store -----------------------------------------------------------------------------
+class Store:
+    """One connection to a workspace's SQLite file. Rows come back as plain dicts.
+
+    Safe to share between threads of one process (calls are serialised by a lock); each
+    process opens its own ``Store``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        _check_header(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        try:
+            self.db = sqlite_utils.Database(conn)
+            self._retry(lambda: self.db.execute(
+                f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"))
+            self._retry(lambda: self.db.conn.execute("SELECT count(*) FROM sqlite_master").fetchone())
+            self._check_ours()
+            self._retry(self.db.enable_wal)
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            if _is_damage(e):
+                raise DamagedFile(f"{self.path} is not a tarf-tui database ({e})") from None
+            raise
+        except BaseException:
+            conn.close()
+            raise
+
+    # ---- plumbing ----------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn``; on ``database is locked`` roll back and try again with backoff."""
+        delay = 0.05
+        for attempt in range(_RETRIES + 1):
+            try:
+                return fn()
+            except sqlite3.DatabaseError as e:
+                if self.db.conn.in_transaction:
+                    self.db.conn.rollback()
+                if _is_damage(e):
+                    raise DamagedFile(f"{self.path} is not a tarf-tui database ({e})") from None
+                if not _is_locked(e) or attempt == _RETRIES:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _write(self, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
+        """Run ``fn(db)`` in one short BEGIN IMMEDIATE transaction (retried when locked)."""
+
+        def tx():
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(self.db)
+                conn.execute("COMMIT")
+                return out
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+
+        with self._lock:
+            return self._retry(tx)
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
+        with self._lock:
+            return self._retry(lambda: list(self.db.query(sql, list(params))))
+
+    def _check_ours(self) -> None:
+        """A database that already holds tables but no record of our migrations belongs to
+        something else: refuse it rather than add tables to it."""
+        tables = set(self.db.table_names())
+        if tables and not any(m.name for m in MIGRATIONS.applied(self.db)):
+            shown = ", ".join(sorted(tables)[:5])
+            raise DamagedFile(f"{self.path} is not a tarf-tui database "
+                              f"(it holds other tables: {shown})")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            if not MIGRATIONS.pending(self.db):
+                return
+
+            def tx():
+                # One writer migrates at a time; the others wait here, then find nothing to do.
+                self.db.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    MIGRATIONS.apply(self.db)  # nested: each migration is a savepoint
+                    self.db.conn.execute("COMMIT")
+                except BaseException:
+                    if self.db.conn.in_transaction:
+                        self.db.conn.rollback()
+                    raise
+
+            self._retry(tx)
+
+    def schema_version(self) -> list[str]:
+        """Names of the applied migrations, oldest first."""
+        with self._lock:
+            return [m.name for m in MIGRATIONS.applied(self.db)]
+
+    # ---- runs: writes ------------------------------------------------------------------
+    def create_run(self, spec: RunSpec, status: str = "queued") -> int:
+        _check_status(status)
+        row = {
+            "status": status, "label": spec.label, "dataset": spec.dataset,
+            "hierarchy": spec.hierarchy, "subsets": spec.subsets, "case_no": spec.case,
+            "target": spec.target, "forget": ",".join(spec.forget), "method": spec.method,
+            "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs,
+            "experiment": spec.experiment_key(), "spec_hash": spec.hash(),
+            "spec": spec.to_json(), "created_at": utcnow(),
+        }
+        if status in TERMINAL:
+            row["finished_at"] = row["created_at"]
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return self._write(lambda db: db.execute(
+            f"INSERT INTO runs ({cols}) VALUES ({marks})", list(row.values())).lastrowid)
+
+    def mark_launched(self, run_id: int, pid: int, host: str | None = None,
+                      log_path: str | None = None) -> bool:
+        """Launcher side: a queued run's engine process exists. False if it is no longer queued
+        (the engine already reported in, or the run was cancelled)."""
+        now = utcnow()
+        return self._update(
+            run_id, {"status": "running", "pid": pid, "host": host or socket.gethostname(),
+                     "started_at": now, "heartbeat_at": now,
+                     **({"log_path": str(log_path)} if log_path else {})},
+            expect=("queued",))
+
+    def mark_running(self, run_id: int, pid: int, device: str | None,
+                     versions: Mapping[str, Any] | None = None,
+                     spec: RunSpec | None = None) -> bool:
+        """Engine side: it is alive and computing on ``device``. ``versions`` may hold
+        code/torch/python (with or without the ``_version`` suffix); other keys go to
+        ``extras["versions"]``. ``spec``: the resolved spec, stored in place of the submitted
+        one (``spec_hash`` keeps the submitted identity). Returns False (and changes nothing)
+        when the run is no longer queued or running, e.g. it was cancelled: the engine
+        should then exit."""
+        values: dict[str, Any] = {"status": "running", "pid": pid, "device": device,
+                                  "host": socket.gethostname(), "heartbeat_at": utcnow()}
+        other = {}
+        for k, v in (versions or {}).items():
+            key = k if k.endswith("_version") else f"{k}_version"
+            if key in VERSION_KEYS:
+                values[key] = None if v is None else str(v)
+            else:
+                other[k] = v
+        if spec is not None:
+            values.update(spec=spec.to_json(), hierarchy=spec.hierarchy, target=spec.target,
+                          forget=",".join(spec.forget), epochs=spec.epochs,
+                          subsets=spec.subsets, experiment=spec.experiment_key())
+
+        def tx(db):
+            cur = db.execute(
+                "UPDATE runs SET started_at = coalesce(started_at, ?) "
+                "WHERE id = ? AND status IN ('queued', 'running')", [values["heartbeat_at"], run_id])
+            if cur.rowcount == 0:
+                return False
+            if other:
+                _merge_extras(db, run_id, {"versions": other})
+            _set(db, run_id, values)
+            return True
+
+        return self._write(tx)
+
+    def heartbeat(self, run_id: int) -> None:
+        self._write(lambda db: db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?",
+                                          [utcnow(), run_id]))
+
+    def add_epoch(self, run_id: int, epoch: int, **values: Any) -> None:
+        """One epoch's evaluation (replaces an existing row for the same epoch). Known keys:
+        ``EPOCH_VALUES``; ``extras=dict``; any other key is kept in ``extras`` too. Also
+        counts as a heartbeat."""
+        extras = dict(values.pop("extras", None) or {})
+        row: dict[str, Any] = {"run_id": int(run_id), "epoch": int(epoch)}
+        for k, v in values.items():
+            if k in EPOCH_VALUES:
+                row[k] = _scalar(v)
+            else:
+                extras[k] = v
+        now = utcnow()
+        row["at"] = now
+        row["extras"] = _dumps(extras)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+
+        def tx(db):
+            db.execute(f"INSERT OR REPLACE INTO epochs ({cols}) VALUES ({marks})",
+                       list(row.values()))
+            db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [now, run_id])
+
+        self._write(tx)
+
+    def finish(self, run_id: int, metrics: Mapping[str, Any], status: str = "finished",
+               error: str | None = None) -> None:
+        """Final metrics (``RUN_METRICS`` keys; ``extras=dict`` and unknown keys are kept in
+        ``extras``) and a terminal status."""
+        _check_status(status)
+        values: dict[str, Any] = {}
+        extras = dict(metrics.get("extras") or {})
+        for k, v in metrics.items():
+            if k == "extras":
+                continue
+            if k in RUN_METRICS:
+                values[k] = _scalar(v)
+            else:
+                extras[k] = v
+        now = utcnow()
+        values.update(status=status, heartbeat_at=now)
+        if status in TERMINAL:
+            values["finished_at"] = now
+        if error is not None:
+            values["error"] = _one_line(error)
+
+        def tx(db):
+            if extras:
+                _merge_extras(db, run_id, extras)
+            _set(db, run_id, values)
+
+        self._write(tx)
+
+    def mark(self, run_id: int, status: str, error: str | None = None, *,
+             expect: Iterable[str] | None = None) -> bool:
+        """Set ``status`` (terminal ones also set ``finished_at``). With ``expect``, only when
+        the current status is one of those. Returns whether the row changed."""
+        _check_status(status)
+        values: dict[str, Any] = {"status": status}
+        if status in TERMINAL:
+            values["finished_at"] = utcnow()
+        if error is not None:
+            values["error"] = _one_line(error)
+        return self._update(run_id, values, expect=expect)
+
+    def set_log_path(self, run_id: int, path: str | os.PathLike) -> None:
+        self._update(run_id, {"log_path": str(path)})
+
+    def delete_run(self, run_id: int) -> None:
+        def tx(db):
+            db.execute("DELETE FROM epochs WHERE run_id = ?", [run_id])
+            db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+        self._write(tx)
+
+    def _update(self, run_id: int, values: Mapping[str, Any],
+                expect: Iterable[str] | None = None) -> bool:
+        def tx(db):
+            return _set(db, run_id, values, expect) > 0
+
+        return self._write(tx)
+
+    # ---- runs: reads -------------------------------------------------------------------
+    def get_run(self, run_id: int) -> dict | None:
+        rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
+        return _run_row(rows[0]) if rows else None
+
+    def list_runs(self, status: str | Iterable[str] | None = None, method: str | None = None,
+                  case_no: int | None = None, dataset: str | None = None,
+                  experiment: str | None = None, limit: int | None = None) -> list[dict]:
+        """Runs matching every filter given, newest first. ``status`` may be a list."""
+        where, params = [], []
+        if status is not None:
+            ss = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({', '.join('?' for _ in ss)})")
+            params += ss
+        for col, v in (("method", method), ("case_no", case_no), ("dataset", dataset),
+                       ("experiment", experiment)):
+            if v is not None:
+                where.append(f"{col} = ?")
+                params.append(v)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_run_row(r) for r in self._rows(sql, params)]
+
+    def statuses(self, run_ids: Iterable[int]) -> dict[int, str]:
+        """{run_id: status} for the ids that exist (one query)."""
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return {}
+        rows = self._rows(f"SELECT id, status FROM runs WHERE id IN ({', '.join('?' for _ in ids)})", ids)
+        return {r["id"]: r["status"] for r in rows}
+
+    def summary(self, limit: int | None = None) -> list[dict]:
+        """Rows of the ``run_summary`` view, newest first."""
+        sql = "SELECT * FROM run_summary ORDER BY id DESC"
+        return self._rows(sql + (" LIMIT ?" if limit is not None else ""),
+                          [int(limit)] if limit is not None else [])
+
+    def epochs(self, run_id: int) -> list[dict]:
+        rows = self._rows("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", [run_id])
+        for r in rows:
+            r["extras"] = _loads(r["extras"])
+        return rows
+
+    def find_finished(self, spec_hash: str) -> dict | None:
+        """The newest finished run with this ``RunSpec.hash()``, or None."""
+        rows = self._rows("SELECT * FROM runs WHERE spec_hash = ? AND status = 'finished' "
+                          "ORDER BY id DESC LIMIT 1", [spec_hash])
+        return _run_row(rows[0]) if rows else None
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def record_checkpoint(self, key: str, kind: str, path: str | os.PathLike,
+                          sha256: str | None = None, bytes: int | None = None,
+                          meta: Mapping[str, Any] | None = None) -> None:
+        """Insert or replace the cache entry ``key``."""
+        row = [key, kind, str(path), sha256, bytes, utcnow(), _dumps(meta)]
+        self._write(lambda db: db.execute(
+            "INSERT OR REPLACE INTO checkpoints (key, kind, path, sha256, bytes, created_at, meta)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", row))
+
+    def get_checkpoint(self, key: str) -> dict | None:
+        rows = self._rows("SELECT * FROM checkpoints WHERE key = ?", [key])
+        if not rows:
+            return None
+        rows[0]["meta"] = _loads(rows[0]["meta"])
+        return rows[0]
+
+    def delete_checkpoint(self, key: str) -> None:
+        self._write(lambda db: db.execute("DELETE FROM checkpoints WHERE key = ?", [key]))
+
+    # ---- maintenance -------------------------------------------------------------------
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``'s first line: ``"ok"`` when the file is sound."""
+        rows = self._rows("PRAGMA integrity_check")
+        return next(iter(rows[0].values())) if rows else "ok"
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise TarfError(f"unknown run status {status!r}; valid: {', '.join(STATUSES)}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:2000]
+
+
+def _set(db: sqlite_utils.Database, run_id: int, values: Mapping[str, Any],
+         expect: Iterable[str] | None = None) -> int:
+    assigns = ", ".join(f"{k} = ?" for k in values)
+    params = [_scalar(v) for v in values.values()] + [run_id]
+    sql = f"UPDATE runs SET {assigns} WHERE id = ?"
+    if expect is not None:
+        ex = list(expect)
+        sql += f" AND status IN ({', '.join('?' for _ in ex)})"
+        params += ex
+    return db.execute(sql, params).rowcount
+
+
+def _merge_extras(db: sqlite_utils.Database, run_id: int, more: Mapping[str, Any]) -> None:
+    row = db.execute("SELECT extras FROM runs WHERE id = ?", [run_id]).fetchone()
+    if row is None:
+        return
+    merged = _loads(row[0])
+    merged.update(_jsonable(more))
+    db.execute("UPDATE runs SET extras = ? WHERE id = ?", [_dumps(merged), run_id])
+
+
+def _run_row(r: dict) -> dict:
+    r["spec"] = _loads(r["spec"])
+    r["extras"] = _loads(r["extras"])
+    return r
+
+
+def _check_header(path: Path) -> None:
+    """Refuse (without writing) a file that exists and is not SQLite."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise DamagedFile(f"{path} is not a tarf-tui database (it is a directory)") from None
+    if head and head != _SQLITE_HEADER:
+        raise DamagedFile(f"{path} is not a tarf-tui database (not an SQLite file)")
+
+
+@contextlib.contextmanager
+def open_store(path: str | os.PathLike) -> Iterator[Store]:
+    """``with open_store(path) as store:`` -- closes the connection afterwards."""
+    s = Store(path)
+    try:
+        yield s
+    finally:
+        s.close()
