@@ -1,0 +1,226 @@
+"""The method catalogue's torch-free half: every method's name, description and ``Params``.
+
+Why here and not at the top of each method file: the TUI builds its params forms from these
+dataclasses and must never import torch; the method implementations (``engine/methods/<name>.py``,
+torch) import their ``Params`` from this module. Defaults are the reference's
+(``shared/reference/methods.md`` section 4); each field's comment gives meaning and unit.
+Every method has ``epochs`` and ``lr``; a spec's top-level ``epochs`` / ``lr`` override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from ..errors import InvalidSpec
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    title: str  # as in the paper's tables
+    description: str  # one line
+    params: type  # frozen dataclass
+    ascent: bool = False  # uses gradient ascent (diverges if pushed; clipped, NaN -> diverged)
+    dataset_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+CATALOG: Registry[MethodInfo] = Registry("method")
+
+
+def _info(name, title, description, ascent=False, dataset_defaults=None):
+    def deco(cls):
+        CATALOG.add(name, MethodInfo(name, title, description, cls, ascent, dataset_defaults or {}))
+        return cls
+    return deco
+
+
+# Appendix F.1: k per dataset, and per dataset + task category ("<dataset>/<category>").
+TARF_K = {"cifar10": {"k": 0.02}, "cifar10/model-mismatch": {"k": 0.04},
+          "cifar100": {"k": 0.05}, "cifar100/model-mismatch": {"k": 0.5}}
+
+
+@dataclass(frozen=True)
+class Common:
+    epochs: int = 10  # passes over the method's data
+    lr: float = 0.01  # SGD learning rate
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # SGD weight decay
+    clip_grad: float = 0.0  # max global gradient norm (0 = no clipping)
+
+
+@_info("retrained", "Retrained", "oracle: train from scratch on D_r (the true retaining data) with the original recipe")
+@dataclass(frozen=True)
+class RetrainedParams:
+    epochs: int = 0  # 0 = the original model's recipe epochs
+    lr: float = 0.1  # peak one-cycle learning rate (the recipe's)
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # SGD weight decay
+    clip_grad: float = 0.0  # max global gradient norm (0 = none)
+
+
+@_info("ft", "FT", "fine-tune on D_un with cross entropy")
+@dataclass(frozen=True)
+class FTParams(Common):
+    pass
+
+
+@_info("rl", "RL", "random labels on D_f (re-drawn each epoch), then a pass on D_un")
+@dataclass(frozen=True)
+class RLParams(Common):
+    mode: str = "sequential"  # sequential: D_f pass then D_un pass (CIFAR-10 code); mixed: one shuffled pass over both
+
+
+@_info("ga", "GA", "gradient ascent: maximise cross entropy on D_f", ascent=True)
+@dataclass(frozen=True)
+class GAParams(Common):
+    epochs: int = 5  # passes over D_f
+    lr: float = 1e-4  # baselines' README value; tuned on the embedded dataset (see README)
+    clip_grad: float = 5.0  # max global gradient norm: ascent has no natural bound
+
+
+@_info("iu", "IU", "influence unlearning (WoodFisher): one Newton-like step theta += alpha * F^-1 (g_f - g_r)")
+@dataclass(frozen=True)
+class IUParams:
+    epochs: int = 1  # one-shot method: one step, one evaluation row
+    lr: float = 0.0  # unused (no optimiser); kept for the common interface
+    alpha: float = 10.0  # step size of the influence update (tuned by smallest Gap)
+    n_fisher: int = 1000  # retain samples whose per-sample gradients build the Fisher
+    damping: float = 1000.0  # Woodbury damping N: F ~ (1/N) sum g g^T + lambda; as in the code
+    clip_grad: float = 0.0  # unused
+
+
+@_info("bs", "BS", "boundary shrink: FGSM neighbour label from the original model, fit clean D_f to it")
+@dataclass(frozen=True)
+class BSParams(Common):
+    lr: float = 1e-5  # original code
+    weight_decay: float = 0.0  # original code
+    bound: float = 0.1  # FGSM step in [0, 1] pixel space
+
+
+@_info("l1-sparse", "L1-sparse", "fine-tune on D_un with an L1 penalty alpha_t * ||theta||_1, alpha_t decaying to 0")
+@dataclass(frozen=True)
+class L1SparseParams(Common):
+    alpha: float = 5e-5  # L1 weight at epoch 0 (tuned; order 1e-5..5e-4), decays linearly to 0
+
+
+@_info("salun", "SalUn", "random labels restricted to the 50% most salient weights for D_f")
+@dataclass(frozen=True)
+class SalUnParams(Common):
+    sparsity: float = 0.5  # fraction of weights kept trainable (top |grad of CE on D_f|)
+    mode: str = "sequential"  # as RL: forget pass then retain pass each epoch
+
+
+@_info("scrub", "SCRUB", "teacher-student: max KL on D_f for msteps epochs, min CE + KL on D_un", ascent=True)
+@dataclass(frozen=True)
+class SCRUBParams(Common):
+    epochs: int = 3  # official CIFAR-10 notebook
+    lr: float = 5e-4  # official CIFAR-10 notebook
+    msteps: int = 2  # epochs with a max (forget) pass
+    gamma: float = 0.99  # weight of CE in the min pass
+    alpha: float = 0.001  # weight of KL in the min pass
+    kd_t: float = 4.0  # distillation temperature
+    forget_batch_size: int = 32  # batch size of the max pass
+    lr_decay_epochs: str = "3,5,9"  # epochs at which lr is multiplied by 0.1
+    clip_grad: float = 5.0  # ascent guard
+
+
+@_info("tarf", "TARF", "target-aware forgetting: annealed GA on D_f, then retain only on D_un units judged outside the target",
+       ascent=True,
+       dataset_defaults=TARF_K)
+@dataclass(frozen=True)
+class TARFParams(Common):
+    k: float = 0.02  # forgetting weight k of k(t) = max(0, k (T - t - t0) / T); CIFAR-10 0.02 (0.04 model mismatch), CIFAR-100 0.05 (0.5)
+    t0: int = 2  # GA stops at epoch T - t0
+    t1: int = 1  # end of Phase I (pure GA); identification happens here
+    ga_lr_scale: float = 1.0  # multiply the D_f term's k by this (kept 1 as in the paper)
+    n_exclude: int = -1  # units to exclude; -1 = the task's count of hidden target units
+    clip_grad: float = 5.0  # ascent guard
+
+
+@_info("tarf-i", "TARF-I", "TARF with per-instance identification: exclude D_un samples whose loss moved most in Phase I",
+       ascent=True, dataset_defaults=TARF_K)
+@dataclass(frozen=True)
+class TARFIParams(TARFParams):
+    quantile: float = -1.0  # fraction of D_un to exclude; -1 = estimate from the task (|hidden units| share)
+
+
+# --------------------------------------------------------------------------------------------
+def method_names() -> list[str]:
+    return CATALOG.names()
+
+
+def param_fields(method: str) -> list[dict]:
+    """Fields of a method's Params with type, default and the comment (for forms and --help)."""
+    cls = CATALOG.get(method).params
+    comments = _field_comments(cls)
+    hints = typing.get_type_hints(cls)
+    return [{"name": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+             "default": f.default, "help": comments.get(f.name, "")} for f in fields(cls)]
+
+
+def _field_comments(cls) -> dict[str, str]:
+    import inspect
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for line in src.splitlines():
+            s = line.strip()
+            if ":" in s and "#" in s and not s.startswith(("#", "@", "class")):
+                name = s.split(":", 1)[0].strip()
+                out[name] = s.split("#", 1)[1].strip()
+    return out
+
+
+def coerce(tp: Any, value: Any, where: str) -> Any:
+    """Check (and gently convert int->float, str->number) a param value against its type."""
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and tp in (int, float):
+        try:
+            return tp(value)
+        except ValueError:
+            pass
+    ok = (tp is bool and isinstance(value, bool)) or (tp is int and isinstance(value, int) and not isinstance(value, bool)) \
+        or (tp is float and isinstance(value, float)) or (tp is str and isinstance(value, str))
+    if not ok:
+        raise InvalidSpec(f"{where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def resolve_params(method: str, overrides: Mapping[str, Any] | None = None, dataset: str | None = None,
+                   epochs: int | None = None, lr: float | None = None, category: str | None = None):
+    """The method's Params with the dataset's (and dataset/category's) defaults, then the
+    user's overrides, applied."""
+    info = CATALOG.get(method)
+    cls = info.params
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = dict(info.dataset_defaults.get(dataset or "", {}))
+    values.update(info.dataset_defaults.get(f"{dataset}/{category}", {}))
+    values.update(overrides or {})
+    if epochs is not None:
+        values["epochs"] = epochs
+    if lr is not None:
+        values["lr"] = lr
+    valid = [f.name for f in fields(cls)]
+    for k in list(values):
+        if k not in valid:
+            raise InvalidSpec(f"unknown parameter {k!r} for method {method!r}; valid: {', '.join(valid)}")
+        values[k] = coerce(hints[k], values[k], f"{method}.{k}")
+    p = cls(**values)
+    for f in fields(p):
+        v = getattr(p, f.name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and f.name in ("epochs", "lr", "momentum", "weight_decay", "clip_grad") and v < 0:
+            raise InvalidSpec(f"{method}.{f.name} must be >= 0, got {v}")
+    if getattr(p, "epochs", 1) < 0 or (method != "retrained" and p.epochs < 1):
+        raise InvalidSpec(f"{method}.epochs must be >= 1, got {p.epochs}")
+    return p
