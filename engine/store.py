@@ -4,6 +4,9 @@ Torch-free; built on sqlite-utils (>= 4). This module is the single owner of the
 nothing else creates tables or writes SQL against the file. Readers (the TUI, ``tarf-tui
 runs``, ``sqlite3``, Datasette) may query it freely.
 
+Never open ``tarf.db`` with plain ``open()`` in a process that also holds a ``Store`` on it
+(closing that descriptor drops SQLite's locks; see ``_check_path``).
+
 Concurrency: the file is opened in WAL mode with a 60 s busy timeout. Every write is one short
 ``BEGIN IMMEDIATE`` transaction, retried on ``database is locked``, so several engines and a
 reader can share the file. A write is visible to every other connection once the call returns.
@@ -114,7 +117,6 @@ RUN_METRICS = ("ua", "ra", "ta", "mia", "acc_f", "acc_uf", "acc_test_t", "gap", 
 EPOCH_VALUES = ("phase", "loss", "ua", "ra", "ta", "acc_f", "acc_uf", "acc_test_t", "mia", "lr",
                 "seconds")
 VERSION_KEYS = ("code_version", "torch_version", "python_version")
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # ---- time ----------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ class Store:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.RLock()
-        _check_header(self.path)
+        _check_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         try:
@@ -666,17 +668,14 @@ def _run_row(r: dict) -> dict:
     return r
 
 
-def _check_header(path: Path) -> None:
-    """Refuse (without writing) a file that exists and is not SQLite."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(_SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise DamagedFile(f"{path} is not a tarf-tui database (it is a directory)") from None
-    if head and head != _SQLITE_HEADER:
-        raise DamagedFile(f"{path} is not a tarf-tui database (not an SQLite file)")
+def _check_path(path: Path) -> None:
+    """Refuse a directory. Nothing here may open the file itself: closing any descriptor of
+    the database file drops every POSIX lock this process holds on it, including those of
+    other open connections, which lets another process checkpoint under them and corrupts
+    the file (sqlite.org/howtocorrupt.html, 2.2). SQLite itself reports a non-database file
+    (SQLITE_NOTADB) on the first read, without writing to it."""
+    if path.is_dir():
+        raise DamagedFile(f"{path} is not a tarf-tui database (it is a directory)")
 
 
 @contextlib.contextmanager
