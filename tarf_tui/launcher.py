@@ -340,7 +340,7 @@ class Launcher:
 @dataclass
 class PoolStatus:
     queued: int = 0  # waiting in the pool
-    running: int = 0
+    running: int = 0  # status running, or its process not yet exited
     finished: int = 0
     failed: int = 0  # failed or diverged
     killed: int = 0
@@ -382,7 +382,10 @@ class Pool:
         statuses = self.launcher.store.statuses(self.run_ids)
         # Runs that left "queued" without us (cancelled, deleted) leave the queue.
         self._queue = [r for r in self._queue if statuses.get(r) == "queued"]
-        running = sum(1 for r in self.run_ids if statuses.get(r) == "running")
+        # A slot is taken while the run is "running" or its process has not exited yet (an
+        # engine that has written "finished" may still be releasing the GPU).
+        alive = self.launcher.running_handles()
+        running = sum(1 for r in self.run_ids if statuses.get(r) == "running" or r in alive)
         started = []
         while self._queue and running < self.workers:
             rid = self._queue.pop(0)
@@ -393,10 +396,11 @@ class Pool:
             started.append(rid)
             running += 1
         statuses = self.launcher.store.statuses(self.run_ids)
+        alive = self.launcher.running_handles()
         st = PoolStatus(queued=len(self._queue), started=started, reaped=reaped)
         for r in self.run_ids:
             s = statuses.get(r)
-            if s == "running" or (s == "queued" and r not in self._queue):
+            if s == "running" or r in alive or (s == "queued" and r not in self._queue):
                 st.running += 1
             elif s == "finished":
                 st.finished += 1
