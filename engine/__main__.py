@@ -1,0 +1,95 @@
+"""``python -m engine run --db PATH (--spec FILE|- | --run-id ID) [--workspace DIR]``
+
+One engine process runs one run. ``--spec`` reads a JSON run spec (``-`` = stdin) and creates
+its run row; ``--run-id`` runs the spec of an existing (queued) row. The workspace (model cache)
+defaults to the folder holding the database.
+
+Exit codes: 0 finished; 1 failed or diverged; 2 bad spec or missing resource (one line on
+stderr, no traceback; the run is marked failed when it exists); 143 killed (SIGTERM / SIGINT
+set a flag that the training loops check before every batch).
+
+Never imports textual or plotext.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from .errors import TarfError
+from .spec import RunSpec
+
+EXIT = {"finished": 0, "failed": 1, "diverged": 1, "killed": 143}
+
+
+class _StopFlag:
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def set(self, signum, frame) -> None:
+        self.signum = signum
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {' '.join(str(msg).split())}", file=sys.stderr, flush=True)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine", description="tarf-tui engine: run one unlearning run")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one spec, writing its rows to the database")
+    r.add_argument("--db", required=True, help="SQLite run store (created when absent)")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spec", help="JSON run spec file, or - for stdin (creates the run row)")
+    src.add_argument("--run-id", type=int, help="run the spec of this existing run row")
+    r.add_argument("--workspace", help="folder for the model cache (default: the database's folder)")
+    a = ap.parse_args(argv)
+
+    stop = _StopFlag()
+    signal.signal(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, stop.set)
+
+    from .store import Store, Workspace  # torch-free
+
+    try:
+        store = Store(a.db)
+    except TarfError as e:
+        return _fail(e)
+    run_id = None
+    try:
+        if a.spec is not None:
+            try:
+                text = sys.stdin.read() if a.spec == "-" else Path(a.spec).read_text()
+            except OSError as e:
+                return _fail(f"cannot read spec {a.spec}: {e.strerror or e}")
+            spec = RunSpec.from_json(text)
+            run_id = store.create_run(spec)
+            print(f'{{"event": "created", "run_id": {run_id}}}', flush=True)
+        else:
+            run_id = a.run_id
+            row = store.get_run(run_id)
+            if row is None:
+                return _fail(f"no run with id {run_id} in {a.db}")
+            spec = RunSpec.from_dict(row["spec"])
+        workspace = Workspace(a.workspace or Path(a.db).absolute().parent)
+
+        from .runner import run  # imports torch: only once the input is known to be sane
+
+        status = run(spec, store, run_id, workspace, stop)
+        return EXIT.get(status, 1)
+    except TarfError as e:
+        if run_id is not None:
+            store.mark(run_id, "failed", error=str(e), expect=("queued", "running"))
+        return _fail(e)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
