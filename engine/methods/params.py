@@ -89,7 +89,8 @@ class IUParams:
     lr: float = 0.0  # unused (no optimiser); kept for the common interface
     alpha: float = 10.0  # step size of the influence update (tuned by smallest Gap)
     n_fisher: int = 1000  # retain samples whose per-sample gradients build the Fisher
-    damping: float = 1000.0  # Woodbury damping N: F ~ (1/N) sum g g^T + lambda; as in the code
+    damping: float = 1000.0  # Woodbury damping N: F = I + (1/N) sum_i g_i g_i^T, as in the code
+    fisher_mem_mb: int = 2048  # memory for per-sample gradients; beyond it G G^T is built block-wise (exact, slower)
     clip_grad: float = 0.0  # unused
 
 

@@ -1,0 +1,46 @@
+"""TARF-I (Algorithm 2): TARF with per-instance identification.
+
+I_con(x) = |CE at theta_t1 - CE at the original| for every D_un sample (eval mode, no
+augmentation). The ``count`` samples of largest I_con get tau = 0 (beta, the threshold of Eq. 7,
+is the I_con of the last excluded sample). count = round(quantile x |D_un|) when quantile >= 0;
+otherwise it is *estimated from the task*: |D_un| x (hidden target units) / (units present in
+D_un), i.e. the hidden units' share assuming units of equal size -- the instance-level reading
+of the same prior TARF is given."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import register
+from .common import per_sample_ce
+from .tarf import TARF
+
+
+@register("tarf-i")
+class TARFI(TARF):
+    def record_original(self) -> None:
+        ctx = self.ctx
+        self.ce0 = per_sample_ce(ctx.probs(ctx.d_un), ctx.data.y_train[ctx.d_un])
+
+    def exclude_count(self) -> tuple[int, str]:
+        ctx, n_un = self.ctx, len(self.ctx.d_un)
+        if self.p.quantile >= 0:
+            return int(round(min(1.0, self.p.quantile) * n_un)), "quantile"
+        present = int(torch.unique(ctx.units[ctx.d_un]).numel())
+        return int(round(n_un * ctx.n_hidden_units / max(1, present))), "task estimate"
+
+    def identify(self) -> dict:
+        ctx = self.ctx
+        ce1 = per_sample_ce(ctx.probs(ctx.d_un), ctx.data.y_train[ctx.d_un])
+        icon = (ce1 - self.ce0).abs()
+        count, how = self.exclude_count()
+        order = torch.argsort(-icon, stable=True)
+        tau = torch.ones(len(ctx.d_un), device=ctx.device)
+        tau[order[:count]] = 0.0
+        self.tau[ctx.d_un] = tau
+        beta = float(icon[order[count - 1]]) if count > 0 else float("inf")
+        excl_units = ctx.units[ctx.d_un][order[:count]]
+        per_unit = torch.bincount(excl_units, minlength=ctx.n_units)
+        return {"exclude_count": count, "count_from": how,
+                "beta": beta if beta != float("inf") else None,
+                "excluded_per_unit": [int(c) for c in per_unit.tolist()]}
