@@ -1,0 +1,326 @@
+"""Runs: every run in the workspace, updating while engines (of this or any other process) write
+the database. Sortable (s / click a header), filterable (/), cancel (c), delete (d), open (enter),
+compare its experiment (m), re-open the builder from its settings (b)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from engine.cases import CASES
+from engine.store import ACTIVE
+
+from ..widgets.common import (CATEGORY_STYLE, data_stamp, fmt_num, fmt_secs, fmt_time,
+                              read_run_rows, run_seconds, status_text)
+
+COLUMNS = (("id", "id", 5), ("status", "status", 13), ("dataset", "dataset", 9),
+           ("case", "case", 14), ("method", "method", 9), ("seed", "seed", 4),
+           ("ua", "UA", 6), ("ra", "RA", 6), ("ta", "TA", 6), ("mia", "MIA", 6),
+           ("gap", "Gap", 6), ("time", "run time", 8), ("started", "started", 14))
+SORT_KEYS = [c[0] for c in COLUMNS]
+SHORT = {"all-matched": "matched", "target-mismatch": "target-mm", "model-mismatch": "model-mm",
+         "data-mismatch": "data-mm", "similar-to-all-matched": "~matched",
+         "different": "different", "impractical": "impractical"}
+
+
+def sort_value(row: dict, key: str, now) -> Any:
+    if key == "case":
+        return row["case_no"] or 0
+    if key == "time":
+        return run_seconds(row, now) or 0.0
+    if key == "started":
+        return row.get("started_at") or ""
+    v = row.get(key)
+    if v is None:
+        return (1, 0) if key in ("ua", "ra", "ta", "mia", "gap") else ""
+    return (0, v) if key in ("ua", "ra", "ta", "mia", "gap") else v
+
+
+def matches(row: dict, query: str) -> bool:
+    """Every whitespace-separated term must match: ``key=value`` compares one column
+    (``case=11``, ``method=tarf``, ``status=running``), a bare word is a substring of the row."""
+    if not query.strip():
+        return True
+    hay = " ".join(str(row.get(k) or "") for k in
+                   ("id", "status", "dataset", "case_no", "method", "seed", "label", "target",
+                    "forget")).lower()
+    cat = CASES[row["case_no"] - 1].category if row.get("case_no") else ""
+    hay += " " + cat
+    for term in query.lower().split():
+        if "=" in term:
+            k, v = term.split("=", 1)
+            k = {"case": "case_no"}.get(k, k)
+            if str(row.get(k, "")).lower() != v:
+                return False
+        elif term not in hay:
+            return False
+    return True
+
+
+def row_cells(row: dict, now) -> tuple:
+    status = row["status"]
+    extra = ""
+    if status == "running":
+        e = row.get("last_epoch")
+        if e is not None:
+            extra = f"{e + 1}/{row['epochs']}" if row.get("epochs") else f"e{e}"
+    cat = CASES[row["case_no"] - 1].category if row.get("case_no") else ""
+    live = status in ACTIVE
+    metric = lambda k: Text(fmt_num(row.get(k), 1), style="italic grey62" if live else "")  # noqa: E731
+    return (str(row["id"]), status_text(status, extra), row.get("dataset") or "",
+            Text(f"{row['case_no']:>2} {SHORT.get(cat, cat)}", style=CATEGORY_STYLE.get(cat, "")),
+            row.get("method") or "", str(row.get("seed", "")),
+            metric("ua"), metric("ra"), metric("ta"), metric("mia"),
+            Text(fmt_num(row.get("gap"), 2), style="bold" if row.get("gap") is not None else ""),
+            fmt_secs(run_seconds(row, now)), fmt_time(row.get("started_at") or row.get("created_at")))
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Detail"),
+        Binding("c", "cancel", "Cancel run"),
+        Binding("d", "delete", "Delete"),
+        Binding("b", "rebuild", "Re-open in builder"),
+        Binding("m", "compare", "Compare"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict] = []  # newest first, as read
+        self.by_id: dict[int, dict] = {}
+        self.shown: list[int] = []  # ids in table order
+        self.cells: dict[int, tuple] = {}
+        self.sort_key = "id"
+        self.sort_reverse = True
+        self.query_text = ""
+        self._stamp: Any = None
+        self._busy = False
+        self.loaded = 0  # reads applied (tests wait on it)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="runs-bar"):
+            yield Input(placeholder="filter: words or key=value (case=11 method=tarf status=running)",
+                        id="runs-filter")
+            yield Static("", id="runs-count")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("No runs yet. Press [b]F2[/b] to build an experiment: pick a case, a target "
+                     "and methods, then launch.", id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        for key, label, width in COLUMNS:
+            t.add_column(label, key=key, width=width)
+        self.timer = self.set_interval(self.app.poll_s, self.poll, name="runs-poll")
+        self.poll(force=True)
+
+    # ---- polling (paused while hidden) ---------------------------------------------------
+    def on_screen_suspend(self) -> None:
+        self.timer.pause()
+
+    def on_screen_resume(self) -> None:
+        self.timer.resume()
+        self.poll(force=True)
+
+    def poll(self, force: bool = False) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        store = self.app.store
+
+        def read():
+            stamp = data_stamp(store)
+            if not force and stamp == self._stamp:
+                return stamp, None
+            return stamp, read_run_rows(store)
+
+        def done(result):
+            self._busy = False
+            stamp, rows = result
+            self._stamp = stamp
+            if rows is not None:
+                self.apply(rows)
+            else:
+                self.tick_live()
+
+        def failed_guard():
+            try:
+                return read()
+            finally:
+                # done() may not run if read failed: let the next tick try again
+                if self._busy:
+                    self.app.call_from_thread(setattr, self, "_busy", False)
+
+        self.app.bg(failed_guard, done=done, group="runs-read", exclusive=False)
+
+    def refresh_now(self) -> None:
+        self._stamp = None
+        self.poll(force=True)
+
+    # ---- table ---------------------------------------------------------------------------
+    def apply(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.by_id = {r["id"]: r for r in rows}
+        self.render_table()
+        self.loaded += 1
+
+    def visible_ids(self) -> list[int]:
+        now = self.app.clock()
+        rows = [r for r in self.rows if matches(r, self.query_text)]
+        if self.sort_key != "id":
+            rows.sort(key=lambda r: r["id"], reverse=True)
+            rows.sort(key=lambda r: sort_value(r, self.sort_key, now), reverse=self.sort_reverse)
+        elif not self.sort_reverse:
+            rows = rows[::-1]
+        return [r["id"] for r in rows]
+
+    def render_table(self) -> None:
+        t = self.query_one(DataTable)
+        now = self.app.clock()
+        ids = self.visible_ids()
+        keep = t.cursor_row < len(self.shown) and self.shown[t.cursor_row] if self.shown else None
+        if ids != self.shown:
+            t.clear()
+            self.cells = {}
+            for rid in ids:
+                c = row_cells(self.by_id[rid], now)
+                self.cells[rid] = c
+                t.add_row(*c, key=str(rid))
+            self.shown = ids
+            if keep in ids:
+                t.move_cursor(row=ids.index(keep), animate=False)
+        else:
+            for rid in ids:
+                c = row_cells(self.by_id[rid], now)
+                old = self.cells.get(rid)
+                if c != old:
+                    for (key, _, _), new, was in zip(COLUMNS, c, old or (None,) * len(c)):
+                        if new != was:
+                            t.update_cell(str(rid), key, new)
+                    self.cells[rid] = c
+        n_live = sum(1 for r in self.rows if r["status"] in ACTIVE)
+        self.query_one("#runs-count", Static).update(
+            f"{len(ids)}/{len(self.rows)} runs · {n_live} active · sort {self.sort_key}"
+            f"{' ↓' if self.sort_reverse else ' ↑'}")
+        self.query_one("#runs-empty").display = not self.rows
+        t.display = bool(self.rows)
+
+    def tick_live(self) -> None:
+        """Nothing changed in the database: advance the run time of running rows."""
+        if any(self.by_id[i]["status"] == "running" for i in self.shown if i in self.by_id):
+            self.render_table()
+
+    # ---- actions -------------------------------------------------------------------------
+    def selected(self) -> dict | None:
+        t = self.query_one(DataTable)
+        if not self.shown or t.cursor_row >= len(self.shown):
+            self.notify("no run selected", severity="warning")
+            return None
+        return self.by_id.get(self.shown[t.cursor_row])
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = event.column_key.value
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key, self.sort_reverse = key, key in ("id", "started", "time")
+        self.render_table()
+
+    def action_open(self) -> None:
+        row = self.selected()
+        if row:
+            self.app.open_detail(row["id"])
+
+    def action_sort(self) -> None:
+        i = (SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)
+        self.sort_key = SORT_KEYS[i]
+        self.sort_reverse = self.sort_key in ("id", "started", "time")
+        self.render_table()
+        self.notify(f"sorted by {self.sort_key} (S reverses)", timeout=2)
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.render_table()
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        f = self.query_one("#runs-filter", Input)
+        f.value = ""
+        self.query_one(DataTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "runs-filter":
+            self.query_text = event.value
+            self.render_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "runs-filter":
+            self.query_one(DataTable).focus()
+
+    def action_cancel(self) -> None:
+        from .dialogs import ConfirmScreen
+
+        row = self.selected()
+        if not row:
+            return
+        if row["status"] not in ACTIVE:
+            self.notify(f"run {row['id']} is {row['status']}: nothing to cancel", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"cancelling run {row['id']}…")
+                self.app.cancel_runs([row["id"]], done=lambda st: (
+                    self.notify(f"run {row['id']}: {st.get(row['id'], 'gone')}"), self.refresh_now()))
+
+        self.app.push_screen(ConfirmScreen(f"Cancel run {row['id']} ({row['method']}, case "
+                                           f"{row['case_no']}, seed {row['seed']})?",
+                                           yes="Cancel run"), answer)
+
+    def action_delete(self) -> None:
+        from .dialogs import ConfirmScreen
+
+        row = self.selected()
+        if not row:
+            return
+        if row["status"] in ACTIVE:
+            self.notify(f"run {row['id']} is {row['status']}: cancel it first (c)", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.bg(self.app.store.delete_run, row["id"],
+                            done=lambda _: (self.notify(f"run {row['id']} deleted"), self.refresh_now()))
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {row['id']} and its epochs?", yes="Delete"),
+                             answer)
+
+    def action_rebuild(self) -> None:
+        row = self.selected()
+        if not row:
+            return
+        self.app.bg(self.app.store.get_run, row["id"],
+                    done=lambda r: r and self.app.open_builder_from(r["spec"]))
+
+    def action_compare(self) -> None:
+        row = self.selected()
+        if row:
+            self.app.open_compare(row.get("experiment"))
