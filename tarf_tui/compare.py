@@ -27,7 +27,7 @@ from engine.methods.params import CATALOG
 FORMATS = ("table", "md", "csv", "json", "latex")
 METRICS = ("ua", "ra", "ta", "mia", "gap", "rte_s")
 HEADERS = {"ua": "UA", "ra": "RA", "ta": "TA", "mia": "MIA", "gap": "Gap", "rte_s": "RTE (s)"}
-PERCENT = ("ua", "ra", "ta", "mia", "gap")  # stored as fractions, shown in % as in the paper
+PERCENT = ("ua", "ra", "ta", "mia", "gap")  # stored in % by the engine (engine/metrics.py)
 _VARIANT_SKIP = ("seed", "device", "data_root", "label")
 
 
@@ -174,9 +174,8 @@ def _differing(settings: list[dict[str, Any]]) -> list[str]:
 
 # ---- rendering -----------------------------------------------------------------------------
 def _scale(metric: str, v: float | None) -> float | None:
-    if v is None:
-        return None
-    return v * 100.0 if metric in PERCENT else v
+    """Stored values are shown as they are: UA..Gap in %, RTE in seconds."""
+    return v
 
 
 def cell(metric: str, st: Stat, plus: str = "±") -> str:

@@ -17,8 +17,8 @@ from tarf_tui import compare
 
 def _finished(store, spec, **m):
     rid = store.create_run(spec)
-    store.finish(rid, {"ua": m.get("ua", 0.1), "ra": m.get("ra", 0.9), "ta": m.get("ta", 0.85),
-                       "mia": m.get("mia", 0.5), "gap": m.get("gap", 0.05),
+    store.finish(rid, {"ua": m.get("ua", 10.0), "ra": m.get("ra", 90.0), "ta": m.get("ta", 85.0),
+                       "mia": m.get("mia", 50.0), "gap": m.get("gap", 5.0),
                        "rte_s": m.get("rte_s", 2.0)})
     return rid
 
@@ -35,14 +35,14 @@ def rows(store):
     """Two experiments (case 11 and 10). Case 11: Retrained, GA, FT, TARF over seeds 0 and 1,
     plus one failed FT run (seed 2); case 10: FT only."""
     base = RunSpec(case=11, target="vehicle", forget=("car",), hierarchy="synthetic")
-    gaps = {"retrained": (0.0, 0.0), "ft": (0.20, 0.30), "ga": (0.10, 0.14), "tarf": (0.02, 0.04)}
+    gaps = {"retrained": (0.0, 0.0), "ft": (20.0, 30.0), "ga": (10.0, 14.0), "tarf": (2.0, 4.0)}
     for seed in (0, 1):
         for method in ("retrained", "ga", "ft", "tarf"):  # not catalogue order on purpose
             _finished(store, base.replace(method=method, seed=seed), gap=gaps[method][seed],
-                      ua=0.5 + seed * 0.1, rte_s=10 + seed)
+                      ua=50.0 + seed * 10.0, rte_s=10 + seed)
     bad = store.create_run(base.replace(method="ft", seed=2))
     store.mark(bad, "failed", error="boom")
-    _finished(store, RunSpec(case=10, method="ft"), gap=0.3)
+    _finished(store, RunSpec(case=10, method="ft"), gap=30.0)
     return store.list_runs()
 
 
@@ -53,9 +53,9 @@ def test_blocks_rows_and_stats(rows):
     assert [r.method for r in b11.rows] == ["retrained", "ft", "ga", "tarf"]  # catalogue order
     tarf = b11.rows[3]
     assert tarf.n == 2 and tarf.seeds == [0, 1]
-    assert tarf.stats["gap"].mean == pytest.approx(0.03)
-    assert tarf.stats["gap"].std == pytest.approx(math.sqrt(2) * 0.01)  # sample std
-    assert tarf.stats["ua"].mean == pytest.approx(0.55)
+    assert tarf.stats["gap"].mean == pytest.approx(3.0)
+    assert tarf.stats["gap"].std == pytest.approx(math.sqrt(2))  # sample std
+    assert tarf.stats["ua"].mean == pytest.approx(55.0)
     assert tarf.stats["rte_s"].mean == pytest.approx(10.5)
     assert tarf.best and not any(r.best for r in b11.rows if r.method != "tarf")
     ft = b11.rows[1]
@@ -66,11 +66,11 @@ def test_blocks_rows_and_stats(rows):
 
 def test_rerun_counts_newest_only(store):
     spec = RunSpec(method="ga")
-    _finished(store, spec, gap=0.5)
-    _finished(store, spec, gap=0.1)
+    _finished(store, spec, gap=5.0)
+    _finished(store, spec, gap=1.0)
     (b,) = compare.build(store.list_runs())
     (row,) = b.rows
-    assert row.n == 1 and row.stats["gap"].mean == pytest.approx(0.1)
+    assert row.n == 1 and row.stats["gap"].mean == pytest.approx(1.0)
     assert row.statuses == {"finished": 2}
 
 
@@ -86,7 +86,7 @@ def test_csv_parses_back(rows):
     recs = list(csv.DictReader(io.StringIO(text)))
     assert len(recs) == 5
     tarf = next(r for r in recs if r["method"] == "tarf")
-    assert float(tarf["gap_mean"]) == pytest.approx(3.0)  # percent
+    assert float(tarf["gap_mean"]) == pytest.approx(3.0)  # percent, as stored
     assert float(tarf["gap_std"]) == pytest.approx(math.sqrt(2))
     assert float(tarf["rte_s_mean"]) == pytest.approx(10.5)  # seconds
     assert tarf["best_gap"] == "True" and tarf["n"] == "2"
