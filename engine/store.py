@@ -149,7 +149,9 @@ class Workspace:
     """A folder holding ``tarf.db``, ``cache/`` (checkpoints) and ``logs/`` (engine output).
     Folders are created when first asked for."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: "str | os.PathLike | Workspace | None" = None):
+        if isinstance(path, Workspace):
+            path = path.path
         self.path = Path(path if path is not None else default_workspace()).absolute()
 
     def _dir(self, p: Path) -> Path:
@@ -469,6 +471,29 @@ class Store:
         self._write(lambda db: db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?",
                                           [utcnow(), run_id]))
 
+    @contextlib.contextmanager
+    def keep_alive(self, run_id: int, every: float = 15.0) -> Iterator[None]:
+        """Heartbeat from a background thread while the block runs (for long phases with no
+        epoch rows, e.g. pretraining the original model). Launchers declare a run failed
+        after 120 s without a heartbeat."""
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(every):
+                try:
+                    self.heartbeat(run_id)
+                except Exception:  # a missed beat is not worth killing the run for
+                    pass
+
+        t = threading.Thread(target=beat, name=f"tarf-heartbeat-{run_id}", daemon=True)
+        self.heartbeat(run_id)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join(timeout=every + 1)
+
     def add_epoch(self, run_id: int, epoch: int, **values: Any) -> None:
         """One epoch's evaluation (replaces an existing row for the same epoch). Known keys:
         ``EPOCH_VALUES``; ``extras=dict``; any other key is kept in ``extras`` too. Also
@@ -551,6 +576,10 @@ class Store:
         return self._write(tx)
 
     # ---- runs: reads -------------------------------------------------------------------
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
+        """Rows of a read-only SQL query (retried when locked), for views the API lacks."""
+        return self._rows(sql, params)
+
     def get_run(self, run_id: int) -> dict | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
         return _run_row(rows[0]) if rows else None

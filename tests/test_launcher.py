@@ -93,6 +93,17 @@ def test_engine_failure_keeps_its_error(launcher, store, monkeypatch):
     assert run["status"] == "failed" and "TARF_FAKE_FAIL" in run["error"]
 
 
+def test_engine_crash_at_start_is_reaped_with_its_last_log_line(store):
+    crash = [sys.executable, "-c", "import sys; sys.exit('ImportError: no torch here')"]
+    lau = Launcher(store, LocalExecutor(store.path, engine_cmd=crash))
+    rid = lau.submit(RunSpec())
+    lau.start(rid)
+    wait_for(lambda: lau.reap() == [rid])
+    err = store.get_run(rid)["error"]
+    assert "died without finishing (exit code 1)" in err
+    assert err.endswith("log: ImportError: no torch here")
+
+
 def test_cancel_running_engine(launcher, store, monkeypatch):
     monkeypatch.setenv("TARF_FAKE_EPOCHS", "100")
     monkeypatch.setenv("TARF_FAKE_DELAY", "0.2")

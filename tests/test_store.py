@@ -158,6 +158,15 @@ def test_epochs_visible_to_another_connection_while_writer_open(store):
     assert store.get_run(rid)["heartbeat_at"] == rows[-1]["at"]
 
 
+def test_keep_alive_beats_in_the_background(store):
+    rid = store.create_run(RunSpec())
+    with store.keep_alive(rid, every=0.05):
+        first = store.get_run(rid)["heartbeat_at"]
+        time.sleep(0.3)
+        assert store.get_run(rid)["heartbeat_at"] > first
+    assert store.query("SELECT count(*) AS n FROM runs WHERE id = ?", [rid]) == [{"n": 1}]
+
+
 def test_delete_run_removes_epochs(store):
     a, b = store.create_run(RunSpec()), store.create_run(RunSpec(seed=1))
     store.add_epoch(a, 0, ua=1.0)
