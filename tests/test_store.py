@@ -272,3 +272,18 @@ def test_three_engines_and_a_reader_share_one_file(tmp_path):
         assert [e["epoch"] for e in s.epochs(i)] == list(range(60))
     assert seen and max(seen) <= 180 and seen == sorted(seen)
     assert s.integrity_check() == "ok"
+
+
+def test_several_processes_create_the_same_new_file_at_once(tmp_path):
+    p = tmp_path / "new.db"
+    code = ("import sys; from engine.store import Store; from engine.spec import RunSpec; "
+            "s = Store(sys.argv[1]); s.create_run(RunSpec()); print(s.schema_version())")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(p)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, cwd=Path(FAKE).parent.parent)
+             for _ in range(4)]
+    outs = [pr.communicate(timeout=60)[0].decode() for pr in procs]
+    assert [pr.returncode for pr in procs] == [0] * 4, outs
+    con = raw(p)
+    assert con.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == len(
+        MIGRATIONS._migrations)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
