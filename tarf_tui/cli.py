@@ -117,6 +117,14 @@ def methods_cmd(as_json: bool = typer.Option(False, "--json")):
             typer.echo(f"    {p['name']:<18} {p['type']:<6} = {p['default']!s:<12} {p['help']}")
 
 
+# headless and runs live in their own modules (no Textual, no torch); registered here.
+from .headless import headless_cmd  # noqa: E402
+from .runs_cli import runs_app  # noqa: E402
+
+app.command("headless")(headless_cmd)
+app.add_typer(runs_app, name="runs")
+
+
 def main() -> None:
     try:
         app()
