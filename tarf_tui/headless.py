@@ -223,29 +223,8 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
     launcher = Launcher(store, LocalExecutor(store.path, engine_cmd))
     ids: list[int] = []
     new: list[int] = []  # indices into specs
-    for i, spec in enumerate(specs):
-        done = None if rerun else store.find_finished(spec.hash())
-        if done is not None:
-            ids.append(int(done["id"]))
-        else:
-            ids.append(launcher.submit(spec))
-            new.append(i)
-    for n in notes:
-        err.write(f"{n}\n")
-    reused = len(specs) - len(new)
-    err.write(f"{len(specs)} runs: {len(new)} to run"
-              + (f", {reused} reused (already finished; --rerun runs them again)" if reused else "")
-              + f"; workspace {store.path.parent}\n")
-    err.flush()
-
-    new_ids = [ids[i] for i in new]
-    desc = {ids[i]: describe(specs[i]) for i in range(len(specs))}
-    total_epochs = {ids[i]: _planned_epochs(specs[i]) for i in new}
-    waiting = list(new)
-    pool = Pool(launcher, workers)
-    progress = make_progress(err, len(new), rich_progress)
-    announced: set[int] = set()
-    ended: set[int] = set()
+    new_ids: list[int] = []
+    progress = None
     old_term = None
     if handle_sigterm and hasattr(signal, "SIGTERM"):
         try:
@@ -253,6 +232,29 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
         except ValueError:  # not the main thread
             old_term = None
     try:
+        for i, spec in enumerate(specs):
+            done = None if rerun else store.find_finished(spec.hash())
+            if done is not None:
+                ids.append(int(done["id"]))
+            else:
+                ids.append(launcher.submit(spec))
+                new.append(i)
+                new_ids.append(ids[-1])
+        for n in notes:
+            err.write(f"{n}\n")
+        reused = len(specs) - len(new)
+        err.write(f"{len(specs)} runs: {len(new)} to run"
+                  + (f", {reused} reused (already finished; --rerun runs them again)" if reused else "")
+                  + f"; workspace {store.path.parent}\n")
+        err.flush()
+
+        desc = {ids[i]: describe(specs[i]) for i in range(len(specs))}
+        total_epochs = {ids[i]: _planned_epochs(specs[i]) for i in new}
+        waiting = list(new)
+        pool = Pool(launcher, workers)
+        progress = make_progress(err, len(new), rich_progress)
+        announced: set[int] = set()
+        ended: set[int] = set()
         while True:
             statuses = store.statuses(ids)
             for i in list(waiting):
@@ -276,9 +278,11 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
                 break
             time.sleep(poll_s)
     except KeyboardInterrupt:
+        prev_int = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
         try:
-            progress.close()
+            if progress is not None:
+                progress.close()
             live = [r for r, s in store.statuses(new_ids).items() if s not in TERMINAL]
             err.write(f"interrupted: cancelling {len(live)} runs\n")
             err.flush()
@@ -287,7 +291,7 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
             err.write(f"{killed} runs marked killed\n")
             err.flush()
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, prev_int)
         return HeadlessResult(EXIT_INTERRUPTED, ids, new_ids, store.statuses(ids))
     finally:
         if old_term is not None:
@@ -372,4 +376,7 @@ def headless_cmd(
                            workers=workers, rerun=rerun, fmt=fmt, download=download)
     except TarfError as e:
         fail(e)
+    except KeyboardInterrupt:  # during validation: nothing was started
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(res.exit_code)

@@ -124,6 +124,18 @@ def test_run_headless_as_a_library(fake, tmp_path):
     assert out.getvalue() == res.output and out.getvalue().startswith("experiment,")
 
 
+def test_rich_progress_bars(fake, tmp_path):
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    res = run_headless({"method": "ft"}, workspace=tmp_path, fmt="md", out=out, err=err,
+                       rich_progress=True, handle_sigterm=False)
+    assert res.exit_code == 0
+    text = err.getvalue()
+    assert "runs" in text and "2/2" in text and "run 2 finished: FT" in text
+    assert "| FT |" in out.getvalue() and "runs" not in out.getvalue()
+
+
 def test_grid_file(fake, tmp_path):
     g = tmp_path / "grid.toml"
     g.write_text('method = ["ft"]\ncase = [10, 11]\n')
