@@ -58,6 +58,7 @@ class DatasetInfo:
     loader: Callable[..., ArrayData]
     default_hierarchy: str
     locate: Callable[[str | None], tuple[bool, str]]  # (available, where / how to get it)
+    detect_hierarchy: Callable[[str | None], str] | None = None  # for files without a fixed one
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
@@ -274,9 +275,22 @@ def _hierarchy_for(names: tuple[str, ...]) -> str:
     return ""
 
 
+def _npz_hierarchy(data_root: str | None) -> str:
+    """Reads only ``class_names`` from the file (np.load is lazy per key)."""
+    ok, msg = _locate_npz(data_root)
+    if not ok:
+        raise DataMissing(msg)
+    try:
+        with np.load(data_root, allow_pickle=False) as z:
+            names = tuple(str(n) for n in z["class_names"])
+    except (KeyError, OSError, ValueError) as e:
+        raise DamagedFile(f"cannot read class_names from {data_root}: {e}") from None
+    return _hierarchy_for(names)
+
+
 DATASETS.add("npz", DatasetInfo(
     "npz", "arrays file: x_train, y_train, x_test, y_test (HWC uint8), class_names",
-    _load_npz, "", _locate_npz))
+    _load_npz, "", _locate_npz, _npz_hierarchy))
 
 
 # ---- common ----------------------------------------------------------------------------------
@@ -354,7 +368,7 @@ def subset_labels(data: ArrayData, k: int, seed: int = 0,
         tr, te = data.y_train == c, data.y_test == c
         if tr.sum() < k:
             raise InvalidSpec(f"class {data.class_names[c]!r} has {tr.sum()} images, fewer than {k} subsets")
-        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(f_tr[tr])
+        km = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(f_tr[tr])
         order = np.argsort(np.argsort(km.cluster_centers_.mean(axis=1)))  # brightness rank
         s_tr[tr] = order[km.labels_]
         if te.any():

@@ -34,6 +34,8 @@ class Task:
 def hierarchy_for(spec: RunSpec) -> Hierarchy:
     info = DATASETS.get(spec.dataset)
     name = spec.hierarchy or info.default_hierarchy
+    if not name and info.detect_hierarchy is not None:
+        name = info.detect_hierarchy(spec.data_root)
     if not name:
         raise InvalidSpec(f"dataset {spec.dataset!r} has no default hierarchy; pass --hierarchy FILE.json")
     return load_hierarchy(name, spec.subsets)

@@ -65,14 +65,19 @@ def cases_cmd(as_json: bool = typer.Option(False, "--json", help="A JSON list of
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"Task cases ({layers} label layers)", show_lines=False)
-    for col in ("No.", "forgetting data L_D", "model output L_M", "target L_T", "category", ""):
-        t.add_column(col)
+    from rich import box
+
+    t = Table(title=f"Task cases ({layers} label layers)", box=box.SIMPLE_HEAD,
+              caption="L_D: level the request names; L_M: model output; L_T: target concept; * the paper's main four")
+    t.add_column("No.", justify="right", no_wrap=True, min_width=3)
+    for col in ("L_D", "L_M", "L_T"):
+        t.add_column(col, no_wrap=True, min_width=10)
+    t.add_column("category", no_wrap=True, min_width=24)
     style = {"all-matched": "green", "target-mismatch": "cyan", "model-mismatch": "magenta",
              "data-mismatch": "yellow", "impractical": "red dim"}
     for c in rows:
-        flag = "IMPRACTICAL" if not c.practical else ("main" if c.main else "")
-        t.add_row(str(c.no), c.forget_level, c.model_level, c.target_level, c.category, flag,
+        label = "IMPRACTICAL (L_D > L_T)" if not c.practical else c.category + (" *" if c.main else "")
+        t.add_row(str(c.no), c.forget_level, c.model_level, c.target_level, label,
                   style=style.get(c.category))
     Console().print(t)
 
