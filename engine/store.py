@@ -13,7 +13,9 @@ reader can share the file. A write is visible to every other connection once the
 
 Timestamps are ISO-8601 UTC text with milliseconds, e.g. ``2026-05-09T07:35:25.123+00:00``
 (sortable as text; ``parse_time`` turns one into an aware ``datetime``). Metrics that are
-NaN are stored as NULL; JSON columns never hold NaN or Infinity (they become ``null``).
+NaN are stored as NULL; accuracies, MIA and gap are in percent (as ``engine/metrics.py``
+computes them), ``rte_s`` and ``seconds`` in seconds. JSON columns never hold NaN or
+Infinity (they become ``null``).
 
 Schema (migration set ``tarf``, recorded in sqlite-utils' ``_sqlite_migrations`` table)
 ------------------------------------------------------------------------------------------

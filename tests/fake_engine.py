@@ -63,20 +63,21 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(min(0.05, max(end - time.perf_counter(), 0)))
                 store.heartbeat(a.run_id)
             frac = (e + 1) / n
+            # percent, like engine/metrics.py
             store.add_epoch(a.run_id, e, phase="unlearn", loss=1.0 / (e + 1),
-                            ua=0.9 * (1 - frac) + 0.02, ra=0.95 - 0.01 * frac,
-                            ta=0.90 - 0.01 * frac, acc_f=0.9 * (1 - frac),
-                            acc_uf=0.93, acc_test_t=0.85 * (1 - frac), mia=None, lr=0.01,
+                            ua=90.0 * (1 - frac) + 2.0, ra=95.0 - 1.0 * frac,
+                            ta=90.0 - 1.0 * frac, acc_f=90.0 * (1 - frac),
+                            acc_uf=93.0, acc_test_t=85.0 * (1 - frac), mia=None, lr=0.01,
                             seconds=time.perf_counter() - t, extras={"fake": True})
             print(f'{{"event": "epoch", "run_id": {a.run_id}, "epoch": {e}}}', flush=True)
         if fail:
             store.mark(a.run_id, "failed", error="fake engine failure (TARF_FAKE_FAIL=1)")
             print("fake failure", file=sys.stderr, flush=True)
             return 1
-        store.finish(a.run_id, {"ua": 0.02, "ra": 0.94, "ta": 0.89, "mia": 0.5, "acc_f": 0.0,
-                                "acc_uf": 0.93, "acc_test_t": 0.0, "gap": 0.01,
+        store.finish(a.run_id, {"ua": 2.0, "ra": 94.0, "ta": 89.0, "mia": 50.0, "acc_f": 0.0,
+                                "acc_uf": 93.0, "acc_test_t": 0.0, "gap": 1.0,
                                 "rte_s": time.perf_counter() - t0, "ref_ua": 0.0,
-                                "ref_ra": 0.95, "ref_ta": 0.9, "ref_mia": 0.5})
+                                "ref_ra": 95.0, "ref_ta": 90.0, "ref_mia": 50.0})
         print(f'{{"event": "finished", "run_id": {a.run_id}}}', flush=True)
         return 0
     except Terminated:

@@ -56,7 +56,7 @@ def test_start_runs_to_finished(launcher, store, monkeypatch):
     wait_for(lambda: launcher.get_run(rid)["status"] == "finished")
     run = store.get_run(rid)
     assert run["pid"] == h.pid and run["host"] == socket.gethostname()
-    assert run["ua"] == 0.02 and run["finished_at"] and run["error"] is None
+    assert run["ua"] == 2.0 and run["finished_at"] and run["error"] is None
     assert [e["epoch"] for e in store.epochs(rid)] == [0, 1, 2, 3]
     log = Path(run["log_path"])
     assert log == store.path.parent / "logs" / f"run-{rid}.log"
