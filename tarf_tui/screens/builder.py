@@ -56,6 +56,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 class BuilderScreen(Screen):
+    AUTO_FOCUS = "#cases"
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", priority=True),
         Binding("ctrl+k", "focus_cases", "Cases"),
@@ -73,6 +74,7 @@ class BuilderScreen(Screen):
         self.sizes: dict[str, int] | None = None
         self.availability: dict[str, tuple[bool, str]] = {}
         self._loading = False
+        self._pending_spec: dict | None = None
 
     # ---- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -133,8 +135,7 @@ class BuilderScreen(Screen):
                                     tooltip="engines running at once; the rest wait as queued")
             with Collapsible(title="Method parameters (blank = default shown)", id="params",
                              collapsed=True):
-                for n in CATALOG.names():
-                    yield ParamsForm(n, id=f"form-{n}", classes="params-form")
+                yield Vertical(id="forms")
             with Horizontal(id="launch-bar"):
                 yield Button("Launch (ctrl+l)", variant="success", id="launch", compact=True)
                 yield Static("", id="launch-summary")
@@ -146,6 +147,9 @@ class BuilderScreen(Screen):
         self.update_task(reset_request=True)
         self.app.bg(lambda: {n: DATASETS.get(n).locate(None) for n in DATASETS.names()},
                     done=self._got_availability, group="avail")
+        if self._pending_spec is not None:
+            spec, self._pending_spec = self._pending_spec, None
+            self.call_after_refresh(self.load_spec, spec)
 
     # ---- data ----------------------------------------------------------------------------
     def _got_availability(self, avail: dict[str, tuple[bool, str]]) -> None:
@@ -336,9 +340,23 @@ class BuilderScreen(Screen):
     def selected_methods(self) -> list[str]:
         return list(self.query_one("#methods", SelectionList).selected)
 
-    def sync_forms(self) -> None:
-        chosen = set(self.selected_methods())
+    @on(Collapsible.Expanded, "#params")
+    def _params_open(self) -> None:
+        self.sync_forms()
+
+    def sync_forms(self, values: dict[str, dict] | None = None) -> None:
+        """Show the params forms of the chosen methods; forms are mounted when first needed
+        (the params section is open, or a run's settings fill them)."""
+        chosen = self.selected_methods()
         cat = get_case(self.case_no).category
+        values = values or {}
+        if not self.query_one("#params", Collapsible).collapsed or values:
+            have = {f.method for f in self.query(ParamsForm)}
+            box = self.query_one("#forms", Vertical)
+            new = [ParamsForm(m, self.dataset, cat, values.get(m), id=f"form-{m}",
+                              classes="params-form") for m in chosen if m not in have]
+            if new:
+                box.mount_all(new)
         for form in self.query(ParamsForm):
             form.display = form.method in chosen
             form.set_context(self.dataset, cat)
@@ -431,6 +449,9 @@ class BuilderScreen(Screen):
     # ---- re-open from a run --------------------------------------------------------------
     def load_spec(self, spec: dict) -> None:
         """Fill the builder from a run's (resolved) spec."""
+        if not self.is_mounted or not self.query(CasePicker):
+            self._pending_spec = spec  # applied once the screen is composed
+            return
         self._loading = True
         try:
             self.query_one("#dataset", Select).value = spec.get("dataset", "synthetic")
@@ -456,7 +477,11 @@ class BuilderScreen(Screen):
             self.query_one("#seeds", Input).value = str(spec.get("seed", 0))
             self.query_one("#device", Select).value = spec.get("device", "auto")
             if method != "retrained" and spec.get("params"):
-                self.query_one(f"#form-{method}", ParamsForm).set_values(dict(spec["params"]))
+                forms = {f.method: f for f in self.query(ParamsForm)}
+                if method in forms:
+                    forms[method].set_values(dict(spec["params"]))
+                else:
+                    self.sync_forms({method: dict(spec["params"])})
         except TarfError as e:
             self.notify(str(e), severity="error")
         finally:

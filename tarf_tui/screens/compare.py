@@ -86,7 +86,7 @@ class CompareScreen(Screen):
         with Horizontal(id="compare"):
             with Vertical(id="exp-col", classes="panel"):
                 yield Static("[b]Experiments[/b]", classes="section")
-                yield OptionList(id="experiments")
+                yield OptionList(id="experiments", compact=True)
             with Vertical(id="table-col"):
                 yield Static("", id="table1", classes="panel")
                 yield PlotextPlot(id="gap-chart")
@@ -166,11 +166,12 @@ class CompareScreen(Screen):
         w.update(table1(block))
         from ..compare import _scale
 
-        rows = [r for r in block.rows if r.stats["gap"].mean is not None]
+        rows = [r for r in block.rows if r.stats["gap"].mean is not None and r.method != "retrained"]
         plt.title("Gap to Retrained (lower is better)")
         if rows:
             plt.bar([r.title[:12] for r in rows], [_scale("gap", r.stats["gap"].mean) for r in rows],
                     color=["green" if r.best else "orange" for r in rows], width=0.5)
+            plt.ylim(0, max(_scale("gap", r.stats["gap"].mean) for r in rows) * 1.15 or 1)
         plot.refresh()
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:

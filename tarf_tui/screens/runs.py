@@ -82,6 +82,7 @@ def row_cells(row: dict, now) -> tuple:
 
 
 class RunsScreen(Screen):
+    AUTO_FOCUS = "#runs-table"
     BINDINGS = [
         Binding("enter", "open", "Detail"),
         Binding("c", "cancel", "Cancel run"),

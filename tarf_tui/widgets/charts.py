@@ -67,6 +67,8 @@ class EpochChart(PlotextPlot):
                     plt.vline(first - 0.5, color="gray")
                 for ph, first, last in spans:
                     plt.text(ph, (first + last) / 2, hi, color="gray", alignment="center")
+            if len(xs) <= 12:
+                plt.xticks(xs)
             if len(xs) == 1:
                 plt.xlim(xs[0] - 1, xs[0] + 1)
         self.plotted = len(eps)

@@ -35,8 +35,10 @@ class ParamsForm(Vertical):
     """``values()`` returns the overrides the user typed (validated); ``errors`` maps field ->
     one-line reason for fields that are invalid now."""
 
-    def __init__(self, method: str, dataset: str = "synthetic", category: str | None = None, **kw):
+    def __init__(self, method: str, dataset: str = "synthetic", category: str | None = None,
+                 values: dict[str, Any] | None = None, **kw):
         super().__init__(**kw)
+        self._initial = dict(values or {})
         self.method = method
         self.dataset = dataset
         self.category = category
@@ -54,8 +56,12 @@ class ParamsForm(Vertical):
                 yield Input(placeholder=str(defaults.get(f["name"], f["default"])),
                             id=f"p-{self.method}-{f['name']}".replace(".", "_"),
                             classes="param-input", tooltip=f["help"], compact=True)
-            yield Static(f"[dim]{f['help']}[/dim]", classes="param-help")
-            yield Static("", classes="param-error", id=f"e-{self.method}-{f['name']}".replace(".", "_"))
+                yield Static(f"[dim]{f['help']}[/dim]", classes="param-help",
+                             id=f"e-{self.method}-{f['name']}".replace(".", "_"))
+
+    def on_mount(self) -> None:
+        if self._initial:
+            self.set_values(self._initial)
 
     def _effective_defaults(self) -> dict[str, Any]:
         try:
@@ -86,7 +92,8 @@ class ParamsForm(Vertical):
                 self._values[key] = v
             except TarfError as e:
                 self.errors[key] = str(e)
-        err_w.update(f"[red]✗ {self.errors[key]}[/red]" if key in self.errors else "")
+        err_w.update(f"[red]✗ {self.errors[key]}[/red]" if key in self.errors
+                     else f"[dim]{f['help']}[/dim]")
         self.set_class(bool(self.errors), "invalid")
 
     def set_context(self, dataset: str, category: str | None) -> None:
