@@ -329,35 +329,35 @@ def _detail(run: dict | None) -> str:
 
 
 # ---- the typer command ---------------------------------------------------------------------
-def _o(*names: str, help: str):
-    return typer.Option(None, *names, help=help, show_default=False)
+def _o(name: str, metavar: str, help: str):
+    return typer.Option(None, name, help=help, show_default=False, metavar=metavar)
 
 
 def headless_cmd(
     ctx: typer.Context,
-    dataset: Optional[str] = _o("--dataset", help="Dataset(s): synthetic (default), cifar10, cifar100, npz."),
-    data_root: Optional[str] = _o("--data-root", help="Folder (cifar*) or file (npz) holding the data."),
-    hierarchy: Optional[str] = _o("--hierarchy", help="Built-in hierarchy name or JSON path (default: the dataset's)."),
-    subsets: Optional[str] = _o("--subsets", help="K subsets per class (0 = two layers); default 3."),
-    case: Optional[str] = _o("--case", help="Table 4 case number(s), e.g. 11 or 10,11,12,13; default 11."),
-    target: Optional[str] = _o("--target", help="Target concept at L_T (default: the paper's)."),
-    forget: Optional[str] = _o("--forget", help="Forgetting nodes at L_D; a,b = two requests, a+b = one request forgetting both."),
-    method: Optional[str] = _o("--method", help="Method(s) or 'all' (default ft,ga,tarf); the Retrained reference is always added."),
-    arch: Optional[str] = _o("--arch", help="Model(s): smallcnn (default), resnet18, vgg19, wrn28-10, wrn16-4."),
-    epochs: Optional[str] = _o("--epochs", help="Unlearning epochs (default: each method's)."),
-    lr: Optional[str] = _o("--lr", help="Unlearning learning rate (default: each method's)."),
-    batch_size: Optional[str] = _o("--batch-size", help="Unlearning batch size (default 128)."),
-    seed: Optional[str] = _o("--seed", help="Seed(s), e.g. 0,1,2: the table shows mean and std over them."),
-    device: Optional[str] = _o("--device", help="auto (default), cpu, cuda, cuda:N."),
-    per_class: Optional[str] = _o("--per-class", help="Cut the training set to N images per class."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="method.param=value (repeatable), e.g. tarf.k=0.04.", show_default=False),
-    grid: Optional[Path] = typer.Option(None, "--grid", help="TOML file with the same keys; lists expand to a grid.", show_default=False),
-    workers: int = typer.Option(1, "--workers", help="Engines running at once."),
+    dataset: Optional[str] = _o("--dataset", "NAME[,NAME]", help="Dataset(s): synthetic (default), cifar10, cifar100, npz."),
+    data_root: Optional[str] = _o("--data-root", "PATH", help="Folder (cifar*) or file (npz) holding the data."),
+    hierarchy: Optional[str] = _o("--hierarchy", "NAME|FILE[,..]", help="Built-in hierarchy name or JSON path (default: the dataset's)."),
+    subsets: Optional[str] = _o("--subsets", "K[,K]", help="K subsets per class (0 = two layers); default 3."),
+    case: Optional[str] = _o("--case", "N[,N]", help="Table 4 case number(s), e.g. 11 or 10,11,12,13; default 11."),
+    target: Optional[str] = _o("--target", "NAME[,NAME]", help="Target concept at L_T (default: the paper's)."),
+    forget: Optional[str] = _o("--forget", "NAME[+NAME][,..]", help="Forgetting nodes at L_D; a,b = two requests, a+b = one request forgetting both."),
+    method: Optional[str] = _o("--method", "NAME[,NAME]|all", help="Method(s) or 'all' (default ft,ga,tarf); the Retrained reference is always added."),
+    arch: Optional[str] = _o("--arch", "NAME[,NAME]", help="Model(s): smallcnn (default), resnet18, vgg19, wrn28-10, wrn16-4."),
+    epochs: Optional[str] = _o("--epochs", "N[,N]", help="Unlearning epochs (default: each method's)."),
+    lr: Optional[str] = _o("--lr", "X[,X]", help="Unlearning learning rate (default: each method's)."),
+    batch_size: Optional[str] = _o("--batch-size", "N[,N]", help="Unlearning batch size (default 128)."),
+    seed: Optional[str] = _o("--seed", "N[,N]", help="Seed(s), e.g. 0,1,2: the table shows mean and std over them."),
+    device: Optional[str] = _o("--device", "DEV", help="auto (default), cpu, cuda, cuda:N."),
+    per_class: Optional[str] = _o("--per-class", "N[,N]", help="Cut the training set to N images per class."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="M.P=V", help="method.param=value (repeatable), e.g. tarf.k=0.04.", show_default=False),
+    grid: Optional[Path] = typer.Option(None, "--grid", metavar="FILE.toml", help="TOML file with the same keys; lists expand to a grid.", show_default=False),
+    workers: int = typer.Option(1, "--workers", metavar="N", help="Engines running at once."),
     rerun: bool = typer.Option(False, "--rerun", help="Run specs that already finished again (default: reuse them)."),
     allow_impractical: bool = typer.Option(False, "--allow-impractical", help="Allow impractical cases (L_D coarser than L_T)."),
     download: bool = typer.Option(False, "--download", help="Download a missing CIFAR dataset first."),
     workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", envvar="TARF_HOME", help="Folder holding tarf.db, logs and the model cache (default ./tarf-runs).", show_default=False),
-    fmt: str = typer.Option("table", "--format", help="Output: table, md, csv, json or latex."),
+    fmt: str = typer.Option("table", "--format", metavar="table|md|csv|json|latex", help="Output: table, md, csv, json or latex."),
 ) -> None:
     """Run one experiment or a grid and print the comparison table (stdout); progress on
     stderr. With no options: the embedded dataset, case 11 (target mismatch), Retrained, FT, GA

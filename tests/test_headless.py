@@ -242,10 +242,11 @@ def _real_env():
     return env
 
 
+@pytest.mark.timeout(900)
 def test_real_engine_quick(tmp_path):
     """The real engine end to end on a per-class cut of the embedded dataset."""
-    p = subprocess.run(_cli("headless", "-w", str(tmp_path), "--per-class", "30",
-                            "--method", "ft,tarf", "--epochs", "2", "--device", "cpu",
+    p = subprocess.run(_cli("headless", "-w", str(tmp_path), "--per-class", "12",
+                            "--method", "ft,tarf", "--epochs", "1", "--device", "cpu",
                             "--format", "json"),
                        capture_output=True, text=True, env=_real_env(), timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -260,7 +261,8 @@ def test_real_engine_quick(tmp_path):
     assert sum(r["best_gap"] for r in rows.values()) >= 1
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~10 min on a 2-core CPU: the original and the reference train 10 epochs each
+@pytest.mark.timeout(3600)
 def test_real_engine_true_default(tmp_path):
     """``tarf-tui headless`` with no options at all: the README's main job."""
     p = subprocess.run(_cli("headless"), capture_output=True, text=True,
