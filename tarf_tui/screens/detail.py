@@ -22,11 +22,11 @@ from engine.store import ACTIVE
 from ..widgets.charts import EpochChart, phase_spans
 from ..widgets.common import CATEGORY_STYLE, fmt_num, fmt_secs, fmt_time, run_seconds, status_text
 
-DETAIL_POLL_S = 0.4  # charts update at most this often
+DETAIL_POLL_S = 0.5  # charts update at most this often (and only when an epoch landed)
 LOG_TAIL_BYTES = 8192
 
 
-def read_log_tail(path: str | None, nbytes: int = LOG_TAIL_BYTES) -> tuple[int, list[str]]:
+def read_log_tail(path: str | None, nbytes: int = LOG_TAIL_BYTES) -> tuple[int, list[str]]:  # noqa: D103
     if not path:
         return -1, []
     try:
@@ -37,6 +37,27 @@ def read_log_tail(path: str | None, nbytes: int = LOG_TAIL_BYTES) -> tuple[int, 
     except OSError:
         return -1, []
     return size, lines[-200:]
+
+
+def read_log_from(path: str | None, offset: int, size: int) -> tuple[int, int, list[str]] | None:
+    """Whole lines appended to the log since byte ``offset``; from the last ``LOG_TAIL_BYTES``
+    when starting, when the file shrank or when too much is new. Returns (start, new offset,
+    lines): a start other than ``offset`` means "replace what is shown"."""
+    if not path:
+        return None
+    fresh = offset < 0 or offset > size or size - offset > LOG_TAIL_BYTES
+    start = max(size - LOG_TAIL_BYTES, 0) if fresh else offset
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(size - start)
+    except OSError:
+        return None
+    if fresh and start > 0:  # drop the partial first line
+        k = data.find(b"\n") + 1
+        data, start = data[k:], start + k
+    cut = data.rfind(b"\n") + 1  # a partial last line comes next time
+    return start, start + cut, data[:cut].decode(errors="replace").splitlines()
 
 
 def metrics_table(run: dict, epochs: list[dict]) -> Table:
@@ -91,6 +112,7 @@ class DetailScreen(Screen):
         self.epochs: list[dict] = []
         self._stamp: Any = None
         self._busy = False
+        self._log_off = -1  # bytes of the log already shown
         self.updates = 0  # chart updates applied (tests read it)
 
     def compose(self) -> ComposeResult:
@@ -124,10 +146,14 @@ class DetailScreen(Screen):
 
     # ---- polling -------------------------------------------------------------------------
     def poll(self) -> None:
+        """Read what is new since the last poll: the run row when anything changed, epochs
+        after the last one seen, log bytes after the last offset."""
         if self._busy:
             return
         self._busy = True
         store, rid, old = self.app.store, self.run_id, self._stamp
+        last_epoch = self.epochs[-1]["epoch"] if self.epochs else -1
+        log_off = self._log_off
 
         def read():
             try:
@@ -146,9 +172,16 @@ class DetailScreen(Screen):
                 if stamp == old:
                     return stamp, None, None, None
                 run = store.get_run(rid)
-                epochs = store.epochs(rid) if (old is None or stamp[2:4] != old[2:4]) else None
-                log = read_log_tail(run.get("log_path"))[1] if (old is None or size != old[4]) else None
-                return stamp, run, epochs, log
+                new = None
+                if old is None or stamp[2:4] != old[2:4]:
+                    new = store._rows("SELECT * FROM epochs WHERE run_id = ? AND epoch > ? "
+                                      "ORDER BY epoch", [rid, last_epoch])
+                    for e in new:
+                        e["extras"] = json.loads(e["extras"]) if e["extras"] else {}
+                log = None
+                if size >= 0 and size != log_off:
+                    log = read_log_from(run.get("log_path"), log_off, size)
+                return stamp, run, new, log
             finally:
                 self.app.call_from_thread(setattr, self, "_busy", False)
 
@@ -159,20 +192,26 @@ class DetailScreen(Screen):
             self.query_one("#detail-head", Static).update(f"run {self.run_id} no longer exists")
             self.timer.pause()
             return
-        stamp, run, epochs, log = result
+        stamp, run, new, log = result
         self._stamp = stamp
         if run is None:
             return
         self.run = run
-        if epochs is not None:
-            self.epochs = epochs
-            self.query_one("#chart-acc", EpochChart).set_epochs(epochs)
-            self.query_one("#chart-loss", EpochChart).set_epochs(epochs)
+        if new is not None:
+            if new and self.epochs and new[0]["epoch"] <= self.epochs[-1]["epoch"]:
+                self.epochs = [e for e in self.epochs if e["epoch"] < new[0]["epoch"]]
+            self.epochs = self.epochs + new
+            self.query_one("#chart-acc", EpochChart).set_epochs(self.epochs)
+            self.query_one("#chart-loss", EpochChart).set_epochs(self.epochs)
             self.updates += 1
         if log is not None:
+            start, offset, lines = log
             w = self.query_one(Log)
-            w.clear()
-            w.write_lines(log)
+            if start != self._log_off:
+                w.clear()
+            self._log_off = offset
+            if lines:
+                w.write_lines(lines)
             self.query_one("#log-title", Static).update(
                 f"[b]Log[/b] [dim]{run.get('log_path') or 'no log yet'}[/dim]")
         self.render_info()

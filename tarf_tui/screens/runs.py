@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from engine.cases import CASES
 from engine.store import ACTIVE
 
 from ..widgets.common import (CATEGORY_STYLE, data_stamp, fmt_num, fmt_secs, fmt_time,
                               read_run_rows, run_seconds, status_text)
+from ..widgets.run_table import RunTable
 
 COLUMNS = (("id", "id", 5), ("status", "status", 13), ("dataset", "dataset", 9),
            ("case", "case", 14), ("method", "method", 9), ("seed", "seed", 4),
@@ -84,7 +85,6 @@ def row_cells(row: dict, now) -> tuple:
 class RunsScreen(Screen):
     AUTO_FOCUS = "#runs-table"
     BINDINGS = [
-        Binding("enter", "open", "Detail"),
         Binding("c", "cancel", "Cancel run"),
         Binding("d", "delete", "Delete"),
         Binding("b", "rebuild", "Re-open in builder"),
@@ -114,15 +114,12 @@ class RunsScreen(Screen):
             yield Input(placeholder="filter: words or key=value (case=11 method=tarf status=running)",
                         id="runs-filter")
             yield Static("", id="runs-count")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield RunTable(list(COLUMNS), id="runs-table")
         yield Static("No runs yet. Press [b]F2[/b] to build an experiment: pick a case, a target "
                      "and methods, then launch.", id="runs-empty")
         yield Footer()
 
     def on_mount(self) -> None:
-        t = self.query_one(DataTable)
-        for key, label, width in COLUMNS:
-            t.add_column(label, key=key, width=width)
         self.timer = self.set_interval(self.app.poll_s, self.poll, name="runs-poll")
         self.poll(force=True)
 
@@ -132,48 +129,60 @@ class RunsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.timer.resume()
-        self.poll(force=True)
+        self.poll()
 
     def poll(self, force: bool = False) -> None:
+        """Read in full when runs were added or deleted, else only the active runs."""
         if self._busy:
             return
         self._busy = True
-        store = self.app.store
+        store, old = self.app.store, self._stamp
+        active = [r["id"] for r in self.rows if r["status"] in ACTIVE]
 
         def read():
-            stamp = data_stamp(store)
-            if not force and stamp == self._stamp:
-                return stamp, None
-            return stamp, read_run_rows(store)
-
-        def done(result):
-            self._busy = False
-            stamp, rows = result
-            self._stamp = stamp
-            if rows is not None:
-                self.apply(rows)
-            else:
-                self.tick_live()
-
-        def failed_guard():
             try:
-                return read()
+                stamp = data_stamp(store)
+                if force or stamp != old:
+                    return stamp, read_run_rows(store), True
+                return stamp, (read_run_rows(store, active) if active else []), False
             finally:
-                # done() may not run if read failed: let the next tick try again
-                if self._busy:
-                    self.app.call_from_thread(setattr, self, "_busy", False)
+                self.app.call_from_thread(setattr, self, "_busy", False)
 
-        self.app.bg(failed_guard, done=done, group="runs-read", exclusive=False)
+        self.app.bg(read, done=self.apply, group="runs-read")
 
     def refresh_now(self) -> None:
         self._stamp = None
         self.poll(force=True)
 
     # ---- table ---------------------------------------------------------------------------
-    def apply(self, rows: list[dict]) -> None:
-        self.rows = rows
-        self.by_id = {r["id"]: r for r in rows}
-        self.render_table()
+    def apply(self, result) -> None:
+        stamp, rows, full = result
+        self._stamp = stamp
+        now = self.app.clock()
+        if full:
+            self.rows = rows
+            self.by_id = {r["id"]: r for r in rows}
+            self.cells = {r["id"]: row_cells(r, now) for r in rows}
+            self.render_table()
+        else:
+            changed = [r for r in rows if self.by_id.get(r["id"]) != r]
+            for r in changed:
+                if r["id"] in self.by_id:
+                    old = self.by_id[r["id"]]
+                    old.clear()
+                    old.update(r)  # self.rows holds the same dict
+            for r in self.rows:  # running rows: their run time advances
+                if r["status"] == "running" or r in changed:
+                    self.cells[r["id"]] = row_cells(r, now)
+            order = self.visible_ids()
+            if order != self.shown:
+                self.render_table(order)
+            else:
+                t = self.query_one(RunTable)
+                for rid in self.shown:
+                    if self.by_id[rid]["status"] == "running" or self.by_id[rid] in changed:
+                        t.update_row(rid, self.cells[rid])
+                self.render_count()
         self.loaded += 1
 
     def visible_ids(self) -> list[int]:
@@ -186,57 +195,36 @@ class RunsScreen(Screen):
             rows = rows[::-1]
         return [r["id"] for r in rows]
 
-    def render_table(self) -> None:
-        t = self.query_one(DataTable)
-        now = self.app.clock()
-        ids = self.visible_ids()
-        keep = t.cursor_row < len(self.shown) and self.shown[t.cursor_row] if self.shown else None
-        if ids != self.shown:
-            t.clear()
-            self.cells = {}
-            for rid in ids:
-                c = row_cells(self.by_id[rid], now)
-                self.cells[rid] = c
-                t.add_row(*c, key=str(rid))
-            self.shown = ids
-            if keep in ids:
-                t.move_cursor(row=ids.index(keep), animate=False)
-        else:
-            for rid in ids:
-                c = row_cells(self.by_id[rid], now)
-                old = self.cells.get(rid)
-                if c != old:
-                    for (key, _, _), new, was in zip(COLUMNS, c, old or (None,) * len(c)):
-                        if new != was:
-                            t.update_cell(str(rid), key, new)
-                    self.cells[rid] = c
-        n_live = sum(1 for r in self.rows if r["status"] in ACTIVE)
-        self.query_one("#runs-count", Static).update(
-            f"{len(ids)}/{len(self.rows)} runs · {n_live} active · sort {self.sort_key}"
-            f"{' ↓' if self.sort_reverse else ' ↑'}")
+    def render_table(self, ids: list[int] | None = None) -> None:
+        t = self.query_one(RunTable)
+        ids = self.visible_ids() if ids is None else ids
+        self.shown = ids
+        t.set_rows(ids, [self.cells[i] for i in ids])
+        self.render_count()
         self.query_one("#runs-empty").display = not self.rows
         t.display = bool(self.rows)
 
-    def tick_live(self) -> None:
-        """Nothing changed in the database: advance the run time of running rows."""
-        if any(self.by_id[i]["status"] == "running" for i in self.shown if i in self.by_id):
-            self.render_table()
+    def render_count(self) -> None:
+        n_live = sum(1 for r in self.rows if r["status"] in ACTIVE)
+        self.query_one("#runs-count", Static).update(
+            f"{len(self.shown)}/{len(self.rows)} runs · {n_live} active · sort {self.sort_key}"
+            f"{' ↓' if self.sort_reverse else ' ↑'}")
 
     # ---- actions -------------------------------------------------------------------------
     def selected(self) -> dict | None:
-        t = self.query_one(DataTable)
-        if not self.shown or t.cursor_row >= len(self.shown):
+        key = self.query_one(RunTable).cursor_key
+        if key is None:
             self.notify("no run selected", severity="warning")
             return None
-        return self.by_id.get(self.shown[t.cursor_row])
+        return self.by_id.get(key)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_run_table_row_chosen(self, event: RunTable.RowChosen) -> None:
         event.stop()
-        self.action_open()
+        self.app.open_detail(event.key)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_run_table_header_clicked(self, event: RunTable.HeaderClicked) -> None:
         event.stop()
-        key = event.column_key.value
+        key = event.column
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
         else:
@@ -253,7 +241,6 @@ class RunsScreen(Screen):
         self.sort_key = SORT_KEYS[i]
         self.sort_reverse = self.sort_key in ("id", "started", "time")
         self.render_table()
-        self.notify(f"sorted by {self.sort_key} (S reverses)", timeout=2)
 
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
@@ -265,7 +252,7 @@ class RunsScreen(Screen):
     def action_clear_filter(self) -> None:
         f = self.query_one("#runs-filter", Input)
         f.value = ""
-        self.query_one(DataTable).focus()
+        self.query_one(RunTable).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "runs-filter":
@@ -274,7 +261,7 @@ class RunsScreen(Screen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "runs-filter":
-            self.query_one(DataTable).focus()
+            self.query_one(RunTable).focus()
 
     def action_cancel(self) -> None:
         from .dialogs import ConfirmScreen

@@ -21,6 +21,9 @@ def phase_spans(epochs: list[dict]) -> list[tuple[str, int, int]]:
     return spans
 
 
+MAX_POINTS = 300
+
+
 class EpochChart(PlotextPlot):
     """One chart over epochs: ``kind`` is "acc" (UA, RA, TA, acc D_f, acc D_uf) or "loss"."""
 
@@ -48,6 +51,9 @@ class EpochChart(PlotextPlot):
             plt.title("loss per epoch")
         plt.xlabel("epoch")
         eps = self.epochs
+        if len(eps) > MAX_POINTS:  # thin long runs: plotext's cost grows with the points
+            step = -(-len(eps) // MAX_POINTS)
+            eps = eps[::step] + ([eps[-1]] if (len(eps) - 1) % step else [])
         if eps:
             xs = [e["epoch"] for e in eps]
             series = (ACC_SERIES if self.kind == "acc"
@@ -71,5 +77,5 @@ class EpochChart(PlotextPlot):
                 plt.xticks(xs)
             if len(xs) == 1:
                 plt.xlim(xs[0] - 1, xs[0] + 1)
-        self.plotted = len(eps)
+        self.plotted = len(self.epochs)
         self.refresh()

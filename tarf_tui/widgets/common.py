@@ -88,7 +88,7 @@ def status_text(status: str, extra: str = "") -> Text:
 
 
 # ---- reads (called from thread workers) ------------------------------------------------------
-RUN_ROWS_SQL = """
+RUN_ROWS_SELECT = """
 SELECT r.id, r.status, r.label, r.dataset, r.case_no, r.target, r.forget, r.method, r.arch,
        r.seed, r.epochs, r.experiment,
        coalesce(r.ua, e.ua) AS ua, coalesce(r.ra, e.ra) AS ra, coalesce(r.ta, e.ta) AS ta,
@@ -97,22 +97,22 @@ SELECT r.id, r.status, r.label, r.dataset, r.case_no, r.target, r.forget, r.meth
 FROM runs r
 LEFT JOIN epochs e ON e.run_id = r.id
  AND e.epoch = (SELECT max(epoch) FROM epochs e2 WHERE e2.run_id = r.id)
-ORDER BY r.id DESC
 """
 
 
-def read_run_rows(store: Store) -> list[dict]:
-    """Every run with its final metrics, or its latest epoch's while it runs (newest first)."""
-    return store._rows(RUN_ROWS_SQL)
+def read_run_rows(store: Store, ids: list[int] | None = None) -> list[dict]:
+    """Every run with its final metrics, or its latest epoch's while it runs (newest first).
+    ``ids``: only those runs and the ones queued or running now (an incremental refresh)."""
+    if ids is None:
+        return store._rows(RUN_ROWS_SELECT + " ORDER BY r.id DESC")
+    marks = ", ".join("?" for _ in ids) or "NULL"
+    return store._rows(RUN_ROWS_SELECT + f" WHERE r.id IN ({marks}) OR r.status IN "
+                       "('queued', 'running') ORDER BY r.id DESC", list(ids))
 
 
 def data_stamp(store: Store) -> tuple:
-    """A cheap fingerprint of the runs and epochs tables: changes when anything a list shows
-    changes (another process's commits included)."""
-    rows = store._rows(
-        "SELECT (SELECT count(*) FROM runs) AS n, (SELECT max(id) FROM runs) AS mx, "
-        "(SELECT group_concat(status) FROM runs WHERE status IN ('queued','running')) AS act, "
-        "(SELECT max(finished_at) FROM runs) AS fin, (SELECT count(*) FROM epochs) AS ne, "
-        "(SELECT max(at) FROM epochs) AS lastep")
+    """Count and newest id of the runs: when either changes (runs added or deleted, by any
+    process) the list is read in full; otherwise only the active runs are re-read."""
+    rows = store._rows("SELECT count(*) AS n, max(id) AS mx FROM runs")
     r = rows[0] if rows else {}
     return tuple(r.values())
