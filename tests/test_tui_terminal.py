@@ -87,12 +87,14 @@ def _chart_grows(t: "Tmux", timeout: float) -> None:
     t.wait(r"Task case", timeout=40)
     t.keys("C-l")  # launch the default experiment (Retrained + FT, GA, TARF on case 11)
     t.wait(r"\d+/\d+ runs", timeout=60)
+    time.sleep(1.0)  # let the runs screen take focus
     t.keys("/")
     t.type("retrained")
     t.keys("Enter")
-    t.wait(r"retrained", timeout=10)
+    t.wait(r"1/\d+ runs", timeout=max(10, timeout / 4))  # the filter applied: only the Retrained row
+    time.sleep(0.3)
     t.keys("Enter")  # open the detail of the Retrained run
-    t.wait(r"accuracy per epoch", timeout=20)
+    t.wait(r"accuracy per epoch", timeout=max(20, timeout / 4))
     first = int(t.wait(r"epochs (\d+)", timeout=timeout).group(1))
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -117,6 +119,7 @@ def test_launched_run_chart_grows_fake_engine(tmux_factory, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_launched_run_chart_grows_real_engine(tmux_factory, tmp_path):
     t = tmux_factory(tmp_path / "ws", env={"TARF_HOME": str(tmp_path / "ws")})
-    _chart_grows(t, timeout=240)
+    _chart_grows(t, timeout=400)
