@@ -21,6 +21,10 @@ from .errors import InvalidSpec
 
 ParamValue = typing.Union[int, float, str, bool, None]
 
+# The model catalogue's names, torch-free (engine/models.py registers exactly these; a test
+# checks), so front ends can list and validate architectures without importing torch.
+ARCHS: tuple[str, ...] = ("smallcnn", "resnet18", "vgg19", "wrn16-4", "wrn28-10")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -190,6 +194,9 @@ def _validate(s: RunSpec) -> None:
     for name in (s.dataset, s.method, s.arch):
         if not _NAME.match(name):
             raise InvalidSpec(f"invalid name {name!r}")
+    if s.arch not in ARCHS:
+        from .errors import UnknownName
+        raise UnknownName("architecture", s.arch, ARCHS)
 
 
 def parse_set(items: list[str] | tuple[str, ...], method: str | None = None) -> dict[str, dict[str, ParamValue]]:

@@ -24,7 +24,6 @@ Grid rules
 
 from __future__ import annotations
 
-import ast
 import itertools
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -34,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping
 from engine.cases import get_case
 from engine.errors import InvalidSpec, TarfError, UnknownName
 from engine.methods.params import CATALOG
-from engine.spec import RunSpec, parse_set
+from engine.spec import ARCHS, RunSpec, parse_set
 from engine.task import check, hierarchy_for, resolve_request
 
 REFERENCE = "retrained"
@@ -115,23 +114,8 @@ GRID_KEYS = tuple(KEYS) + ("set",)
 
 
 def arch_names() -> list[str]:
-    """Model names registered in ``engine/models.py``, read from its source (that module
-    imports torch, which the front ends never do)."""
-    import engine
-
-    src = Path(engine.__file__).with_name("models.py")
-    try:
-        tree = ast.parse(src.read_text())
-    except (OSError, SyntaxError):
-        return []
-    names = []
-    for node in ast.walk(tree):
-        for dec in getattr(node, "decorator_list", []):
-            if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute)
-                    and dec.func.attr == "register" and dec.args
-                    and isinstance(dec.args[0], ast.Constant) and isinstance(dec.args[0].value, str)):
-                names.append(dec.args[0].value)
-    return names
+    """Model names (``engine.spec.ARCHS``: torch-free, kept equal to the model registry)."""
+    return list(ARCHS)
 
 
 def load_grid(path: str | Path) -> dict[str, Any]:

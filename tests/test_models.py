@@ -51,3 +51,10 @@ def test_unknown_model_lists_choices():
 
     with pytest.raises(UnknownName, match="resnet18"):
         build_model("resnet-nope", 10)
+
+
+def test_torch_free_arch_list_matches_registry():
+    from engine.models import MODELS
+    from engine.spec import ARCHS
+
+    assert sorted(MODELS.names()) == sorted(ARCHS)
