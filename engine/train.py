@@ -44,7 +44,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def configure_cpu_threads() -> None:
-    """Use every core the process may run on (a container's quota may be below os.cpu_count)."""
+    """Use every core the process may run on (a container's quota may be below os.cpu_count),
+    unless ``TARF_THREADS`` or ``OMP_NUM_THREADS`` says how many: a launcher running several
+    engines at once must split the cores, as oversubscribed OpenMP threads spin against each
+    other (measured on 2 cores under load: 57 images/s with 2 threads vs 2,600 with 1)."""
+    for var in ("TARF_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "")
+        if v.isdigit() and int(v) > 0:
+            torch.set_num_threads(int(v))
+            return
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
