@@ -137,7 +137,10 @@ def run(spec: RunSpec, store: Store, run_id: int, workspace: Workspace,
         if device.type == "cpu":
             configure_cpu_threads()
         store.mark_running(run_id, pid, str(device), versions, spec=task.spec)
-        return _Run(task, store, run_id, workspace, stop, device).go()
+        # a background heartbeat covers the stretches without batches (an MIA fit, waiting for
+        # another engine's cached model); the per-batch one keeps it fresh while training
+        with store.keep_alive(run_id):
+            return _Run(task, store, run_id, workspace, stop, device).go()
     except Diverged as e:
         store.mark(run_id, "diverged", error=f"diverged: {e}", expect=ACTIVE)
         emit("diverged", run_id=run_id, error=str(e))
