@@ -32,8 +32,8 @@ STATUS_STYLE = {
     "diverged": "bold magenta",
 }
 
-# Model catalogue names (engine/models.py imports torch, so the TUI keeps its own copy).
-ARCHS = ("smallcnn", "resnet18", "vgg19", "wrn16-4", "wrn28-10")
+# Model catalogue names: engine.spec.ARCHS is the torch-free copy of the model registry.
+from engine.spec import ARCHS  # noqa: E402,F401
 
 Clock = Callable[[], _dt.datetime]
 
