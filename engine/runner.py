@@ -136,6 +136,8 @@ def run(spec: RunSpec, store: Store, run_id: int, workspace: Workspace,
         device = pick_device(spec.device)
         if device.type == "cpu":
             configure_cpu_threads()
+        else:
+            torch.backends.cudnn.benchmark = True  # fixed image size: pick the fastest kernels once
         store.mark_running(run_id, pid, str(device), versions, spec=task.spec)
         # a background heartbeat covers the stretches without batches (an MIA fit, waiting for
         # another engine's cached model); the per-batch one keeps it fresh while training
