@@ -65,11 +65,11 @@ async def test_empty_workspace_opens_builder_with_all_cases(ws):
         assert isinstance(app.screen, BuilderScreen)
         picker = app.screen.query_one(CasePicker)
         text = " ".join(str(picker.get_cell_at((r, c)).plain)
-                        for r in range(9) for c in range(1, 4))
+                        for r in range(9) for c in range(2, 5))
         for no in range(1, 28):
             assert f" {no} " in f" {text} ".replace("★", " ").replace("⚠", " ").replace("▶", " ")
         for cat in ("all-matched", "target-mismatch", "model-mismatch", "data-mismatch",
-                    "similar-to-all-matched", "different", "impractical"):
+                    "≈ all-matched", "different", "impractical"):  # ≈: similar-to-all-matched
             assert cat in text
         assert "★ 10" in text and "★ 13" in text  # main cases marked
 
@@ -101,7 +101,7 @@ async def test_subset_cases_unavailable_with_two_layers(ws):
         b: BuilderScreen = app.screen
         b.query_one("#subsets").value = "0"
         await wait_for(pilot, lambda: b.subsets == 0, what="K=0")
-        assert "n/a" in b.query_one(CasePicker).get_cell_at((0, 1)).plain
+        assert "n/a" in b.query_one(CasePicker).get_cell_at((0, 2)).plain
         await pick(pilot, 1)
         assert b.case_no == 11
         assert any("subset" in n for n in notes(app))

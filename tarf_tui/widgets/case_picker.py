@@ -24,6 +24,8 @@ _CELL: dict[tuple[str, str, str], Case] = {
     (c.forget_level, c.model_level, c.target_level): c for c in CASES}
 ROWS = [(ld, lm) for ld in LEVELS for lm in LEVELS]  # 9 rows
 COLS = list(LEVELS)  # 3 columns (L_T)
+FIRST = 2  # case columns start after the L_D and L_M label columns
+SHORT = {"similar-to-all-matched": "≈ all-matched"}  # fits a cell; the status line says it in full
 
 
 def case_at(row: int, col: int) -> Case:
@@ -39,7 +41,7 @@ def position(no: int) -> tuple[int, int]:
 def case_cell(case: Case, chosen: bool, layers: int) -> Text:
     unavailable = case.layers_needed > layers
     mark = "★" if case.main else ("⚠" if not case.practical else " ")
-    label = f"{mark}{case.no:>3} {case.category}"
+    label = f"{mark}{case.no:>3} {SHORT.get(case.category, case.category)}"
     if unavailable:
         return Text(f" {case.no:>3} n/a (K=0)", style="grey35 strike")
     style = CATEGORY_STYLE.get(case.category, "")
@@ -71,16 +73,19 @@ class CasePicker(DataTable):
         self.chosen = 11
 
     def on_mount(self) -> None:
-        self.add_column(Text("forget L_D  model L_M", style="bold"), key="rowlabel", width=22)
+        # 10 + 10 + 3 x 23 columns: fits a 100-column pane without horizontal scrolling
+        self.add_column(Text("forget L_D", style="bold"), key="ld", width=10)
+        self.add_column(Text("model L_M", style="bold"), key="lm", width=10)
         for lt in COLS:
-            self.add_column(Text(f"target L_T = {lt}", style="bold"), key=lt, width=28)
+            self.add_column(Text(f"target: {lt}", style="bold"), key=lt, width=21)
         for ld, lm in ROWS:
             self.add_row(*self._row_cells(ld, lm), key=f"{ld}/{lm}")
         self.move_to(self.chosen)
 
     def _row_cells(self, ld: str, lm: str) -> list:
-        head = Text(f"{ld:<11} {lm}", style="bold" if ld == "class" else "")
-        return [head] + [case_cell(_CELL[(ld, lm, lt)], _CELL[(ld, lm, lt)].no == self.chosen,
+        first = lm == LEVELS[0]  # name L_D once per block of three rows
+        head = [Text(ld if first else "", style="bold"), Text(lm)]
+        return head + [case_cell(_CELL[(ld, lm, lt)], _CELL[(ld, lm, lt)].no == self.chosen,
                                    self.n_layers) for lt in COLS]
 
     def redraw(self) -> None:
@@ -91,7 +96,7 @@ class CasePicker(DataTable):
 
     def move_to(self, no: int) -> None:
         r, c = position(no)
-        self.cursor_coordinate = Coordinate(r, c + 1)
+        self.cursor_coordinate = Coordinate(r, c + FIRST)
 
     def set_layers(self, layers: int) -> None:
         if layers != self.n_layers:
@@ -104,9 +109,9 @@ class CasePicker(DataTable):
 
     def _case_under_cursor(self) -> Case | None:
         r, c = self.cursor_coordinate
-        if c == 0:
+        if c < FIRST:
             return None
-        return case_at(r, c - 1)
+        return case_at(r, c - FIRST)
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         event.stop()
