@@ -159,7 +159,7 @@ def test_nan_loss_ends_diverged(tmp_path):
     script = tmp_path / "nan_engine.py"
     script.write_text(NAN_ENGINE.format(root=str(ROOT)))
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({**SMALL, "recipe": {"epochs": 2}, "method": "ft", "epochs": 3}))
+    spec.write_text(json.dumps({"per_class": 30, "recipe": {"epochs": 1}, "method": "ft", "epochs": 3}))
     db = tmp_path / "tarf.db"
     p = subprocess.run([sys.executable, str(script), "run", "--db", str(db), "--spec", str(spec)],
                        capture_output=True, text=True, timeout=300)
