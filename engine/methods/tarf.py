@@ -56,12 +56,18 @@ class TARF(Method):
         acc1 = ctx.unit_accuracy(ctx.d_un)
         drop = self.acc0 - acc1
         present = torch.nonzero(~torch.isnan(drop)).flatten()
+        # ties (e.g. no unit moved at all) are broken by a seeded random order, never by unit id:
+        # an id order would "identify" the units listed first by accident
+        g = torch.Generator().manual_seed(self.ctx.seed + 1)
+        present = present[torch.randperm(len(present), generator=g).to(present.device)]
         order = present[torch.argsort(-drop[present], stable=True)]
-        excluded = order[: self.n_to_exclude()]
+        n_ex = min(self.n_to_exclude(), len(order))
+        excluded = order[:n_ex]
+        margin = float(drop[order[n_ex - 1]] - drop[order[n_ex]]) if 0 < n_ex < len(order) else None
         keep_unit = torch.ones(ctx.n_units, dtype=torch.bool, device=ctx.device)
         keep_unit[excluded] = False
         self.tau[ctx.d_un] = keep_unit[ctx.units[ctx.d_un]].float()
-        return {"excluded_units": [int(u) for u in excluded.tolist()],
+        return {"excluded_units": sorted(int(u) for u in excluded.tolist()), "id_margin": margin,
                 "acc_drop": json_floats(drop), "unit_acc_t1": json_floats(acc1)}
 
     # ---- the loop ------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ class TARFI(TARF):
         ce1 = per_sample_ce(ctx.probs(ctx.d_un), ctx.data.y_train[ctx.d_un])
         icon = (ce1 - self.ce0).abs()
         count, how = self.exclude_count()
-        order = torch.argsort(-icon, stable=True)
+        g = torch.Generator().manual_seed(ctx.seed + 1)  # random tie order, as in TARF
+        perm = torch.randperm(len(icon), generator=g).to(icon.device)
+        order = perm[torch.argsort(-icon[perm], stable=True)]
         tau = torch.ones(len(ctx.d_un), device=ctx.device)
         tau[order[:count]] = 0.0
         self.tau[ctx.d_un] = tau
