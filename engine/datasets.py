@@ -144,7 +144,10 @@ def make_synthetic(seed: int = 0, train_per_subset: int = SYN_TRAIN_PER_SUBSET,
             xs.append(np.clip(img, 0, 255).astype(np.uint8))
             ys.append(np.full(n, c, dtype=np.int64))
             ss.append(sub.astype(np.int64))
-        out[split] = (np.concatenate(xs), np.concatenate(ys), np.concatenate(ss))
+        # mixed class order, as in CIFAR's files: "the first N samples of D_r" (the MIA's
+        # members) must not all come from the first classes
+        perm = rng.permutation(sum(len(y) for y in ys))
+        out[split] = (np.concatenate(xs)[perm], np.concatenate(ys)[perm], np.concatenate(ss)[perm])
     return ArrayData("synthetic", *out["train"][:2], *out["test"][:2], hier.classes, "synthetic",
                      native_k=SYN_K, sub_train=out["train"][2], sub_test=out["test"][2],
                      default_recipe_epochs=10)

@@ -352,14 +352,31 @@ class PoolStatus:
         return self.queued == 0 and self.running == 0
 
 
+def threads_per_engine(workers: int) -> int:
+    """CPU threads each of ``workers`` concurrent engines should use: the cores split between
+    them. Oversubscribed OpenMP threads spin against each other (2 cores, 2 engines x 2 threads
+    measured 57 images/s against 2,600 with 1 thread each)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
 class Pool:
-    """Keeps at most ``workers`` of its runs running. Non-blocking: call ``tick()`` often."""
+    """Keeps at most ``workers`` of its runs running. Non-blocking: call ``tick()`` often.
+    Engines it starts get ``TARF_THREADS`` = cores / workers unless the environment (or the
+    executor) already sets ``TARF_THREADS`` or ``OMP_NUM_THREADS``."""
 
     def __init__(self, launcher: Launcher, workers: int, run_ids: Iterable[int] = ()):
         if workers < 1:
             raise TarfError(f"workers must be >= 1, got {workers}")
         self.launcher = launcher
         self.workers = workers
+        env = getattr(launcher.executor, "env", None)
+        if isinstance(env, dict) and not any(
+                k in env or k in os.environ for k in ("TARF_THREADS", "OMP_NUM_THREADS")):
+            env["TARF_THREADS"] = str(threads_per_engine(workers))
         self.run_ids: list[int] = []  # every run in the pool, in order
         self._queue: list[int] = []  # not yet started
         self.status = PoolStatus()

@@ -247,3 +247,23 @@ def test_launcher_is_torch_free():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": ENGINE_PATH})
     assert r.returncode == 0, r.stderr
+
+
+def test_pool_splits_cpu_threads_between_engines(tmp_path, monkeypatch):
+    from tarf_tui.launcher import Launcher, LocalExecutor, Pool, threads_per_engine
+
+    monkeypatch.delenv("TARF_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert threads_per_engine(1) == 4 and threads_per_engine(2) == 2 and threads_per_engine(8) == 1
+    from engine.store import Store
+
+    store = Store(tmp_path / "tarf.db")
+    ex = LocalExecutor(tmp_path / "tarf.db")
+    Pool(Launcher(store, ex), workers=2)
+    assert ex.env["TARF_THREADS"] == "2"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
+    ex2 = LocalExecutor(tmp_path / "tarf.db")
+    Pool(Launcher(store, ex2), workers=2)
+    assert "TARF_THREADS" not in ex2.env
+    store.close()
