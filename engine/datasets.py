@@ -73,6 +73,8 @@ SYN_SIZE = 16  # image side in pixels: small enough for CPU work, large enough f
 SYN_TRAIN_PER_SUBSET = 100  # 3 subsets x 12 classes x 100 = 3600 training images
 SYN_TEST_PER_SUBSET = 34  # ~1,200 test images
 SYN_K = 3  # native subsets per class (the foreground colour)
+SYN_PIXEL_NOISE = 14.0  # std of per-pixel Gaussian noise (0-255 scale)
+SYN_RADIUS = (3.2, 4.6)  # shape size range in pixels
 
 # Superclass = background stripe orientation + palette + the shape family of its classes;
 # class = one shape of that family; subset = foreground colour. Classes of one superclass thus
@@ -131,7 +133,7 @@ def make_synthetic(seed: int = 0, train_per_subset: int = SYN_TRAIN_PER_SUBSET,
             sub = np.repeat(np.arange(SYN_K), per)
             cx = rng.uniform(5.5, 9.5, (n, 1, 1)).astype(np.float32)
             cy = rng.uniform(5.5, 9.5, (n, 1, 1)).astype(np.float32)
-            r = rng.uniform(3.2, 4.6, (n, 1, 1)).astype(np.float32)
+            r = rng.uniform(*SYN_RADIUS, (n, 1, 1)).astype(np.float32)
             phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
             ang = _SYN_ANGLE[sc] + rng.normal(0, 0.12, (n, 1, 1))
             proj = xx * np.cos(ang) + yy * np.sin(ang)
@@ -140,7 +142,7 @@ def make_synthetic(seed: int = 0, train_per_subset: int = SYN_TRAIN_PER_SUBSET,
             mask = _shape_mask(sc, j, xx - cx, yy - cy, r)[..., None]
             fg = _SYN_FG[sub][:, None, None, :] + rng.normal(0, 18, (n, 1, 1, 3))
             img = np.where(mask, fg, bg) * rng.uniform(0.8, 1.2, (n, 1, 1, 1))
-            img += rng.normal(0, 14, img.shape)
+            img += rng.normal(0, SYN_PIXEL_NOISE, img.shape)
             xs.append(np.clip(img, 0, 255).astype(np.uint8))
             ys.append(np.full(n, c, dtype=np.int64))
             ss.append(sub.astype(np.int64))
