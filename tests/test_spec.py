@@ -56,9 +56,15 @@ def test_parse_set():
 def test_resolve_fills_defaults_and_params():
     t = resolve(RunSpec(method="tarf", params={"k": 0.05}))
     assert t.spec.target == "vehicle" and t.spec.forget == ("car",)
-    assert t.spec.params["k"] == 0.05 and t.spec.params["t1"] == 1
+    from engine.methods.params import TARF_K, TARFParams
+
+    # the user's k wins; the rest are the embedded dataset's tuned defaults, else the Params'
+    assert t.spec.params["k"] == 0.05
+    assert t.spec.params["t1"] == TARF_K.get("synthetic", {}).get("t1", TARFParams.t1)
+    assert t.spec.params["t0"] == TARFParams.t0
     assert json.loads(t.spec.to_json())["hierarchy"] == "synthetic"
-    assert resolve(RunSpec(method="tarf", dataset="synthetic")).params.k == 0.02
+    assert resolve(RunSpec(method="tarf")).params.k == TARF_K["synthetic"]["k"]
+    assert resolve(RunSpec(method="tarf", case=12)).params.k == TARF_K["synthetic/model-mismatch"]["k"]
 
 
 def test_param_validation():
