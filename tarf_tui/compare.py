@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from engine.errors import UnknownName
+from engine.errors import TarfError, UnknownName
 from engine.methods.params import CATALOG
 
 FORMATS = ("table", "md", "csv", "json", "latex")
@@ -97,15 +97,35 @@ def _spec(run: dict) -> dict:
     return s if isinstance(s, dict) else {}
 
 
+def _norm_spec(run: dict) -> dict[str, Any]:
+    """The run's spec with its method params completed by the defaults. The engine stores the
+    resolved spec once it starts, a queued run holds only the user's overrides: without this
+    they would look like two settings of one method."""
+    s = dict(_spec(run))
+    method = run.get("method") or s.get("method")
+    try:
+        from dataclasses import asdict
+
+        from engine.cases import get_case
+        from engine.methods.params import resolve_params
+
+        category = get_case(int(run.get("case_no") or s.get("case") or 11)).category
+        s["params"] = asdict(resolve_params(method, s.get("params") or {}, s.get("dataset"),
+                                            s.get("epochs"), s.get("lr"), category))
+    except (TarfError, TypeError, ValueError):
+        pass  # an unknown method or a malformed spec: compare it as stored
+    return s
+
+
 def _settings(run: dict) -> dict[str, Any]:
-    s = _spec(run)
+    s = _norm_spec(run)
     out = {"epochs": s.get("epochs"), "lr": s.get("lr"), "batch_size": s.get("batch_size")}
     out.update({f"params.{k}": v for k, v in sorted((s.get("params") or {}).items())})
     return out
 
 
 def _variant(run: dict) -> str:
-    s = {k: v for k, v in _spec(run).items() if k not in _VARIANT_SKIP}
+    s = {k: v for k, v in _norm_spec(run).items() if k not in _VARIANT_SKIP}
     s["method"] = run.get("method")
     return hashlib.sha256(json.dumps(s, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -151,7 +171,7 @@ def build(runs: Iterable[dict]) -> list[Block]:
                 settings = _settings(rs[-1])
                 title = CATALOG.get(method).title if method in CATALOG else str(method)
                 if len(variants) > 1 and differing:
-                    title += " (" + ", ".join(f"{k.removeprefix('params.')}={settings[k]}"
+                    title += " (" + ", ".join(f"{k.removeprefix('params.')}={settings.get(k, '-')}"
                                               for k in differing) + ")"
                 block.rows.append(Row(
                     method, title, var, settings,

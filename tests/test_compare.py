@@ -136,3 +136,26 @@ def test_empty_and_bad_format():
 
 def test_latex_escapes():
     assert compare._tex("a_b & 50%") == r"a\_b \& 50\%"
+
+
+def test_queued_and_resolved_specs_of_one_setting_are_one_row():
+    """A queued run stores only the user's overrides, a started one the resolved params: they
+    must still count as the same method setting (and a setting missing a key must not crash)."""
+    from engine.spec import RunSpec
+    from engine.task import resolve
+    from tarf_tui.compare import build
+
+    # as submitted by experiment.expand: the request's defaults written, the params not
+    raw = RunSpec(method="tarf", case=11, seed=0, hierarchy="synthetic", target="vehicle",
+                  forget=("car",))
+    full = resolve(raw.replace(seed=1)).spec
+    runs = []
+    for i, (spec, status) in enumerate([(raw, "queued"), (full, "finished"),
+                                        (raw.replace(params={"k": 9.0}), "finished")]):
+        runs.append({"id": i + 1, "status": status, "method": "tarf", "case_no": 11,
+                     "dataset": "synthetic", "experiment": raw.experiment_key(),
+                     "spec_hash": spec.hash(), "spec": spec.to_dict(), "seed": spec.seed,
+                     "ua": 1.0, "ra": 2.0, "ta": 3.0, "mia": 4.0, "gap": 5.0, "rte_s": 6.0})
+    (block,) = build(runs)
+    assert [r.title for r in block.rows] == ["TARF (k=3.0)", "TARF (k=9.0)"]
+    assert block.rows[0].run_ids == [1, 2]
