@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from engine.cases import get_case
 from engine.errors import InvalidSpec, TarfError, UnknownName
-from engine.methods.params import CATALOG
+from engine.methods.params import CATALOG, resolve_params
 from engine.spec import ARCHS, RunSpec, parse_set
 from engine.task import check, hierarchy_for, resolve_request
 
@@ -272,9 +272,8 @@ def expand(options: Mapping[str, Any], grid: Mapping[str, Any] | None = None,
                 ek = spec.experiment_key()
                 exp = experiments.setdefault(ek, {"ref": [], "runs": []})
                 notes.setdefault(ek, note)
-                ref = reference_of(spec, ps.get(REFERENCE, {}))
+                ref, _ = _normalise(reference_of(spec, ps.get(REFERENCE, {})), validate)
                 if ref.hash() not in seen:
-                    ref, _ = _normalise(ref, validate)
                     seen.add(ref.hash())
                     exp["ref"].append(ref)
                 if m != REFERENCE and spec.hash() not in seen:
@@ -294,12 +293,17 @@ def reference_of(spec: RunSpec, params: Mapping[str, Any] | None = None) -> RunS
 
 
 def _normalise(spec: RunSpec, validate: Callable[[RunSpec], str]) -> tuple[RunSpec, str]:
-    """Validate, then make the defaulted hierarchy / target / forget explicit."""
+    """Validate, then make the defaulted hierarchy / target / forget and the method's params
+    explicit. With the params written out, a run's spec hash names the settings it really
+    used: when a default changes (a new tuned value), a finished run of the old default is no
+    longer reused as if it were the new one."""
     note = validate(spec)
     hier = hierarchy_for(spec)
-    _, target, forget, _ = resolve_request(spec, hier)
+    case, target, forget, _ = resolve_request(spec, hier)
+    params = resolve_params(spec.method, spec.params, spec.dataset, spec.epochs, spec.lr,
+                            case.category)
     return spec.replace(hierarchy=spec.hierarchy or hier.name, target=target,
-                        forget=tuple(forget)), note
+                        forget=tuple(forget), params=asdict(params)), note
 
 
 # ---- run order -----------------------------------------------------------------------------

@@ -39,7 +39,12 @@ def test_comma_lists_make_a_grid_with_one_reference_per_experiment_and_seed():
         assert sorted(s.seed for s in block if s.method == "retrained") == [0, 1]
     refs = [s for s in e.specs if s.method == "retrained"]
     # the reference carries the recipe's settings, not the unlearning ones
-    assert all(s.epochs is None and s.lr is None and dict(s.params) == {} for s in refs)
+    from dataclasses import asdict
+
+    from engine.methods.params import RetrainedParams
+
+    assert all(s.epochs is None and s.lr is None and dict(s.params) == asdict(RetrainedParams())
+               for s in refs)
     assert all(s.epochs == 2 for s in e.specs if s.method != "retrained")
 
 
@@ -54,9 +59,14 @@ def test_method_all_and_dedup():
 def test_set_params_go_to_their_method_only():
     e = expand({"method": "ft,tarf"}, sets=["tarf.k=0.04", "retrained.epochs=2"])
     by = {s.method: s for s in e.specs}
-    assert dict(by["tarf"].params) == {"k": 0.04}
-    assert dict(by["ft"].params) == {}
-    assert dict(by["retrained"].params) == {"epochs": 2}
+    from dataclasses import asdict
+
+    from engine.methods.params import FTParams
+
+    # the user's values go to their method; every other param is written out at its default
+    assert by["tarf"].params["k"] == 0.04 and by["tarf"].params["t0"] == 2
+    assert dict(by["ft"].params) == asdict(FTParams())
+    assert by["retrained"].params["epochs"] == 2
 
 
 def test_set_for_a_method_not_run_warns():
@@ -171,3 +181,15 @@ def test_original_key_groups_by_model_level():
     a, b, c = RunSpec(case=10), RunSpec(case=11, method="ft"), RunSpec(case=12)
     assert original_key(a) == original_key(b)  # both output classes
     assert original_key(a) != original_key(c)  # case 12 outputs superclasses
+
+
+def test_changed_default_changes_the_spec_hash(monkeypatch):
+    """Params are written out at submission, so a finished run of an old default is not
+    reused (skip-if-finished) once the default changes."""
+    from engine.methods import params as P
+
+    before = {s.method: s.hash() for s in expand({"method": "tarf"}).specs}
+    info = P.CATALOG.get("tarf")
+    monkeypatch.setitem(info.dataset_defaults, "synthetic", {"k": 123.0, "t1": 2})
+    after = {s.method: s.hash() for s in expand({"method": "tarf"}).specs}
+    assert before["tarf"] != after["tarf"] and before["retrained"] == after["retrained"]
