@@ -14,6 +14,7 @@ run finished, 1 some run failed, diverged or was killed, 2 bad input (nothing st
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -52,6 +53,7 @@ class PlainProgress:
     def __init__(self, stream: TextIO, total: int):
         self.stream, self.total, self.done = stream, total, 0
         self._epochs: dict[int, int] = {}
+        self._pre: dict[int, tuple[str, int]] = {}
 
     def _line(self, text: str) -> None:
         self.stream.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
@@ -67,6 +69,13 @@ class PlainProgress:
         if done and self._epochs.get(rid) != done:
             self._epochs[rid] = done
             self._line(f"run {rid} epoch {done}" + (f"/{total}" if total else ""))
+
+    def pretrain(self, rid: int, kind: str, epoch: int, epochs: int | None) -> None:
+        key = (kind, epoch)
+        if self._pre.get(rid) != key:
+            self._pre[rid] = key
+            self._line(f"run {rid} training the {kind} model: epoch {epoch}"
+                       + (f"/{epochs}" if epochs else ""))
 
     def ended(self, rid: int, desc: str, status: str, detail: str) -> None:
         self.done += 1
@@ -93,16 +102,24 @@ class RichProgress:
         self.progress.start()
         self.overall = self.progress.add_task("runs", total=total)
         self.tasks: dict[int, Any] = {}
+        self.descs: dict[int, str] = {}
 
     def note(self, text: str) -> None:
         self.progress.console.print(text, highlight=False, markup=False)
 
     def started(self, rid: int, desc: str, total_epochs: int | None) -> None:
-        self.tasks[rid] = self.progress.add_task(f"  run {rid} {desc}", total=total_epochs)
+        self.descs[rid] = f"  run {rid} {desc}"
+        self.tasks[rid] = self.progress.add_task(self.descs[rid], total=total_epochs)
 
     def epoch(self, rid: int, done: int, total: int | None) -> None:
         if rid in self.tasks:
-            self.progress.update(self.tasks[rid], completed=done, total=total)
+            self.progress.update(self.tasks[rid], completed=done, total=total,
+                                 description=self.descs.get(rid, ""))
+
+    def pretrain(self, rid: int, kind: str, epoch: int, epochs: int | None) -> None:
+        if rid in self.tasks:
+            self.progress.update(self.tasks[rid], completed=epoch, total=epochs,
+                                 description=f"{self.descs.get(rid, '')} [{kind} model]")
 
     def ended(self, rid: int, desc: str, status: str, detail: str) -> None:
         if rid in self.tasks:
@@ -270,7 +287,11 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
                     progress.started(rid, desc[rid], total_epochs[rid])
                 if s == "running":
                     n, total = len(store.epochs(rid)), total_epochs[rid]
-                    progress.epoch(rid, min(n, total) if total else n, total)
+                    pre = pretrain_state(store.get_run(rid)) if n == 0 else None
+                    if pre is not None:  # the shared original model is being trained first
+                        progress.pretrain(rid, *pre)
+                    else:
+                        progress.epoch(rid, min(n, total) if total else n, total)
                 if s in TERMINAL and rid not in ended:
                     ended.add(rid)
                     progress.ended(rid, desc[rid], s, _detail(store.get_run(rid)))
@@ -314,6 +335,36 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
         err.write(f"run {rid} {s}: {run.get('error') or ''} (log: {run.get('log_path')})\n")
     err.flush()
     return HeadlessResult(EXIT_FAILED if bad else EXIT_OK, ids, new_ids, statuses, text)
+
+
+def pretrain_state(run: dict | None, tail_bytes: int = 8192) -> tuple[str, int, int | None] | None:
+    """(kind, epoch, epochs) of the last ``pretrain`` event in a run's engine log, or None.
+
+    The engine prints one JSON line per epoch while it trains the original model (or the
+    Retrained reference) before any epoch row exists; reading the log's tail shows that phase
+    instead of a bar stuck at 0. A missing or unreadable log is simply no information."""
+    path = (run or {}).get("log_path")
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - tail_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if '"pretrain"' not in line:
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("event") == "pretrain" and isinstance(ev.get("epoch"), int):
+            epochs = ev.get("epochs")
+            return str(ev.get("kind") or "original"), ev["epoch"], epochs if isinstance(epochs, int) else None
+    return None
 
 
 def _detail(run: dict | None) -> str:

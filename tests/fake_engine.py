@@ -4,7 +4,9 @@
 
 Environment: ``TARF_FAKE_EPOCHS`` (default 3), ``TARF_FAKE_DELAY`` (seconds per epoch, default
 0), ``TARF_FAKE_FAIL=1`` (mark the run failed after the epochs), ``TARF_FAKE_HANG=1`` (mark
-running, then sleep without heartbeats until killed). Command-line flags win over the
+running, then sleep without heartbeats until killed), ``TARF_FAKE_PRETRAIN`` (print that many
+``pretrain`` events, one per delay, before the first epoch row, as the real engine does while it
+trains the original model). Command-line flags win over the
 environment. SIGTERM marks the run ``killed`` and exits 143, like the real engine.
 """
 
@@ -54,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         if hang:
             while True:
                 time.sleep(0.1)
+        pre = int(os.environ.get("TARF_FAKE_PRETRAIN", 0))
+        for e in range(pre):
+            time.sleep(max(a.delay, 0.3))
+            store.heartbeat(a.run_id)
+            print(f'{{"event": "pretrain", "run_id": {a.run_id}, "kind": "original", '
+                  f'"epoch": {e + 1}, "epochs": {pre}, "loss": 1.0}}', flush=True)
         t0 = time.perf_counter()
         n = max(a.epochs, 1)
         for e in range(a.epochs):

@@ -113,6 +113,32 @@ def test_failed_run_exits_1_and_still_prints_the_table(fake, tmp_path, monkeypat
     assert "fake engine failure" in r.stderr
 
 
+def test_progress_shows_the_original_model_being_trained(fake, tmp_path, monkeypatch):
+    """Before a run's first epoch row the engine trains the shared original model; headless
+    reads the engine log's ``pretrain`` events so stderr says so instead of staying silent."""
+    monkeypatch.setenv("TARF_FAKE_PRETRAIN", "3")
+    monkeypatch.setenv("TARF_FAKE_DELAY", "0.6")
+    r = invoke(tmp_path, "--method", "ft")
+    assert r.exit_code == 0, r.output
+    first = r.stderr.find("run 1 training the original model: epoch ")
+    assert first >= 0, r.stderr
+    assert "/3" in r.stderr[first:first + 60]
+    assert first < r.stderr.index("run 1 epoch 1")
+
+
+def test_pretrain_state_reads_the_last_event_and_tolerates_junk(tmp_path):
+    from tarf_tui.headless import pretrain_state
+
+    log = tmp_path / "run-1.log"
+    assert pretrain_state({"log_path": str(log)}) is None  # no file yet
+    assert pretrain_state({}) is None and pretrain_state(None) is None
+    log.write_text('{"event": "running"}\nnot json "pretrain"\n'
+                   '{"event": "pretrain", "kind": "original", "epoch": 2, "epochs": 10}\n'
+                   '{"event": "pretrain", "kind": "original", "epoch": 3, "epochs": 10}\n'
+                   '{"event": "pretrain", "kind": "orig\n')  # a line cut mid-write
+    assert pretrain_state({"log_path": str(log)}) == ("original", 3, 10)
+
+
 def test_run_headless_as_a_library(fake, tmp_path):
     import io
 
