@@ -24,6 +24,8 @@ from typing import Any, Iterable
 from engine.errors import TarfError, UnknownName
 from engine.methods.params import CATALOG
 
+from .experiment import REFERENCE
+
 FORMATS = ("table", "md", "csv", "json", "latex")
 METRICS = ("ua", "ra", "ta", "mia", "gap", "rte_s")
 HEADERS = {"ua": "UA", "ra": "RA", "ta": "TA", "mia": "MIA", "gap": "Gap", "rte_s": "RTE (s)"}
@@ -178,7 +180,7 @@ def build(runs: Iterable[dict]) -> list[Block]:
                     {m: Stat.of(r.get(m) for r in counted) for m in METRICS},
                     sorted(int(r.get("seed") or 0) for r in counted),
                     [r["id"] for r in rs], statuses))
-        cands = [row for row in block.rows if row.method != "retrained"
+        cands = [row for row in block.rows if row.method != REFERENCE
                  and row.stats["gap"].mean is not None]
         if cands:
             low = min(row.stats["gap"].mean for row in cands)
@@ -196,6 +198,13 @@ def _differing(settings: list[dict[str, Any]]) -> list[str]:
 def _scale(metric: str, v: float | None) -> float | None:
     """Stored values are shown as they are: UA..Gap in %, RTE in seconds."""
     return v
+
+
+def row_cells(r: Row, plus: str = "±") -> list[str]:
+    """A row's cells in METRICS order. The reference's own Gap is shown as "-", as in the
+    paper's tables (it is 0 by definition; JSON and CSV keep the stored value)."""
+    return ["-" if m == "gap" and r.method == REFERENCE else cell(m, r.stats[m], plus)
+            for m in METRICS]
 
 
 def cell(metric: str, st: Stat, plus: str = "±") -> str:
@@ -275,7 +284,7 @@ def to_markdown(blocks: list[Block]) -> str:
         lines += [f"**{b.title}**", "", "| " + " | ".join(heads) + " |",
                   "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|"]
         for r in b.rows:
-            cells = [cell(m, r.stats[m]) for m in METRICS]
+            cells = row_cells(r)
             if r.best:
                 cells[METRICS.index("gap")] = f"**{cells[METRICS.index('gap')]}**"
             lines.append("| " + " | ".join([r.title, *cells, _runs_note(r)]) + " |")
@@ -305,8 +314,7 @@ def to_latex(blocks: list[Block]) -> str:
         out += [r"\midrule", rf"\multicolumn{{{ncol}}}{{l}}{{\emph{{{_tex(b.title)}}}}} \\",
                 r"\midrule"]
         for r in b.rows:
-            cells = [_tex(cell(m, r.stats[m], plus="PLUSMINUS")).replace("PLUSMINUS", r"$\pm$")
-                     for m in METRICS]
+            cells = [_tex(c).replace("PLUSMINUS", r"$\pm$") for c in row_cells(r, plus="PLUSMINUS")]
             if r.best:
                 i = METRICS.index("gap")
                 cells[i] = rf"\textbf{{{cells[i]}}}"
@@ -333,7 +341,7 @@ def to_table(blocks: list[Block], width: int | None = None, color: bool = False)
             t.add_column(HEADERS[m] + (" ↓" if m == "gap" else ""), justify="right")
         t.add_column("Seeds", justify="right")
         for r in b.rows:
-            cells = [cell(m, r.stats[m]) for m in METRICS]
+            cells = row_cells(r)
             if r.best:
                 i = METRICS.index("gap")
                 cells[i] = f"[bold]{cells[i]} *[/bold]"

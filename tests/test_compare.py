@@ -107,6 +107,16 @@ def test_markdown(rows):
     assert "| Method | UA | RA | TA | MIA | Gap ↓ | RTE (s) | Seeds |" in md
     assert "| TARF | 55.00 ± 7.07 |" in md and "**3.00 ± 1.41**" in md
     assert "| FT |" in md and "2 (1 failed)" in md
+    ref = next(ln for ln in md.splitlines() if ln.startswith("| Retrained |"))
+    assert ref.split(" | ")[5] == "-"  # the reference's Gap, as in the paper's Table 1
+
+
+def test_reference_gap_is_a_dash_in_text_but_kept_in_json(rows):
+    blocks = compare.build(rows)
+    ref = next(r for r in blocks[0].rows if r.method == "retrained")
+    assert compare.row_cells(ref)[compare.METRICS.index("gap")] == "-"
+    data = json.loads(compare.render(blocks, "json"))
+    assert data[0]["rows"][0]["gap"]["mean"] is not None
 
 
 def test_latex_is_a_booktabs_tabular_with_the_rows(rows):

@@ -48,7 +48,7 @@ def experiment_label(e: dict) -> Text:
 
 
 def table1(block) -> Table:
-    from ..compare import HEADERS, METRICS, cell
+    from ..compare import HEADERS, METRICS, row_cells
 
     t = Table(title=block.title, title_justify="left", expand=True, header_style="bold")
     t.add_column("Method")
@@ -56,7 +56,7 @@ def table1(block) -> Table:
         t.add_column(HEADERS[m] + (" ↓" if m == "gap" else ""), justify="right")
     t.add_column("Seeds", justify="right")
     for r in block.rows:
-        cells: list[Any] = [cell(m, r.stats[m]) for m in METRICS]
+        cells: list[Any] = row_cells(r)
         if r.best:
             i = METRICS.index("gap")
             cells[i] = Text(f"★ {cells[i]}", style="bold green")
