@@ -128,6 +128,27 @@ def test_tarf_identification_ranks_by_accuracy_drop(orig):
     assert torch.equal(tau == 0, (units == 2) | (units == 7))
 
 
+def test_tarf_rank_change_also_finds_a_unit_whose_accuracy_rose(orig):
+    """``rank="change"``: a class that absorbs the forgetting data gains accuracy in Phase I;
+    ranking by |accuracy change| finds it where ranking by drop cannot."""
+    p = orig.task.partition
+    ctx = orig.context()
+    drop = torch.tensor([0.0, -0.6, 0.9, 0.0, 0.3, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 0.2])
+    picked = {}
+    for rank in ("drop", "change"):
+        m = METHODS.get("tarf")(ctx, resolve_params("tarf", {"rank": rank}))
+        m.setup()
+        m.acc0 = torch.full((12,), 0.5)
+        m.acc0[0] = float("nan")
+        ctx.unit_accuracy = lambda idx, model=None, m=m: m.acc0 - drop
+        picked[rank] = m.identify()
+    assert picked["drop"]["excluded_units"] == [2, 4]
+    assert picked["change"]["excluded_units"] == [1, 2]  # truck rose by 0.6: |change| ranks it 2nd
+    assert abs(picked["change"]["id_margin"] - 0.3) < 1e-6
+    units = torch.as_tensor(p.units_train)[_idx(p.d_un)]
+    assert torch.equal(m.tau[_idx(p.d_un)] == 0, (units == 1) | (units == 2))
+
+
 @pytest.fixture(scope="module")
 def orig13():
     return train_original(case=13, per_class=100, epochs=8, width=16, batch_size=32, lr=0.05)

@@ -36,6 +36,18 @@ def test_defaults_construct_and_round_trip(name):
     assert METHODS.get(name).info.name == name
 
 
+@pytest.mark.parametrize("method,field,bad", [("tarf", "rank", "most"), ("tarf-i", "rank", "up"),
+                                              ("rl", "mode", "random"), ("salun", "mode", "")])
+def test_string_params_with_fixed_values_are_checked(method, field, bad):
+    from engine.errors import InvalidSpec
+    from engine.methods.params import CHOICES
+
+    for ok in CHOICES[field]:
+        assert getattr(resolve_params(method, {field: ok}), field) == ok
+    with pytest.raises(InvalidSpec, match=f"{method}.{field} must be one of"):
+        resolve_params(method, {field: bad})
+
+
 @pytest.fixture(scope="module")
 def trained():
     return train_original(case=11, per_class=60, epochs=3, width=16)

@@ -144,6 +144,7 @@ class TARFParams(Common):
     t1: int = 1  # end of Phase I (pure GA); identification happens here
     ga_lr_scale: float = 1.0  # multiply the D_f term's k by this (kept 1 as in the paper)
     n_exclude: int = -1  # units to exclude; -1 = the task's count of hidden target units
+    rank: str = "drop"  # how units are ranked at t1: "drop" (accuracy drop, Algorithm 1 as methods.md reads it) or "change" (|accuracy change|, the paper's "class accuracy difference")
     clip_grad: float = 5.0  # ascent guard
 
 
@@ -152,6 +153,7 @@ class TARFParams(Common):
 @dataclass(frozen=True)
 class TARFIParams(TARFParams):
     quantile: float = -1.0  # fraction of D_un to exclude; -1 = estimate from the task (|hidden units| share)
+    rank: str = "change"  # how samples are ranked at t1: "change" (I_con = |CE change|, Algorithm 2) or "drop" (CE increase only)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +205,10 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+# string parameters with a fixed set of values (checked when a spec is resolved)
+CHOICES: dict[str, tuple[str, ...]] = {"mode": ("sequential", "mixed"), "rank": ("drop", "change")}
+
+
 def resolve_params(method: str, overrides: Mapping[str, Any] | None = None, dataset: str | None = None,
                    epochs: int | None = None, lr: float | None = None, category: str | None = None):
     """The method's Params with the dataset's (and dataset/category's) defaults, then the
@@ -225,6 +231,8 @@ def resolve_params(method: str, overrides: Mapping[str, Any] | None = None, data
     p = cls(**values)
     for f in fields(p):
         v = getattr(p, f.name)
+        if f.name in CHOICES and v not in CHOICES[f.name]:
+            raise InvalidSpec(f"{method}.{f.name} must be one of {', '.join(CHOICES[f.name])}, got {v!r}")
         if isinstance(v, (int, float)) and not isinstance(v, bool) and f.name in ("epochs", "lr", "momentum", "weight_decay", "clip_grad") and v < 0:
             raise InvalidSpec(f"{method}.{f.name} must be >= 0, got {v}")
     if getattr(p, "epochs", 1) < 0 or (method != "retrained" and p.epochs < 1):

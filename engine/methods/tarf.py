@@ -12,7 +12,8 @@ statistics) while excluded samples carry weight 0. Phases: I (t < t1): GA on D_f
 selected D_un only.
 
 Identification (at the start of epoch t1): per-unit accuracy on D_un (eval mode, no
-augmentation) at the original model versus after Phase I; units ranked by accuracy drop, the top
+augmentation) at the original model versus after Phase I; units ranked by accuracy drop (or by
+|accuracy change| with ``rank="change"``), the top
 n (n = the task's number of hidden target units, or ``n_exclude`` when >= 0) get tau = 0. Units
 absent from D_un are not ranked. TARF-I (``tarf_i.py``) overrides ``identify``.
 """
@@ -55,15 +56,18 @@ class TARF(Method):
         ctx = self.ctx
         acc1 = ctx.unit_accuracy(ctx.d_un)
         drop = self.acc0 - acc1
+        # "drop": the units that lost most; "change": the units that moved most either way (a
+        # class that absorbs the forgetting data gains accuracy; see docs/results.md section 4)
+        score = drop if self.p.rank == "drop" else drop.abs()
         present = torch.nonzero(~torch.isnan(drop)).flatten()
         # ties (e.g. no unit moved at all) are broken by a seeded random order, never by unit id:
         # an id order would "identify" the units listed first by accident
         g = torch.Generator().manual_seed(self.ctx.seed + 1)
         present = present[torch.randperm(len(present), generator=g).to(present.device)]
-        order = present[torch.argsort(-drop[present], stable=True)]
+        order = present[torch.argsort(-score[present], stable=True)]
         n_ex = min(self.n_to_exclude(), len(order))
         excluded = order[:n_ex]
-        margin = float(drop[order[n_ex - 1]] - drop[order[n_ex]]) if 0 < n_ex < len(order) else None
+        margin = float(score[order[n_ex - 1]] - score[order[n_ex]]) if 0 < n_ex < len(order) else None
         keep_unit = torch.ones(ctx.n_units, dtype=torch.bool, device=ctx.device)
         keep_unit[excluded] = False
         self.tau[ctx.d_un] = keep_unit[ctx.units[ctx.d_un]].float()

@@ -1,7 +1,7 @@
 """TARF-I (Algorithm 2): TARF with per-instance identification.
 
 I_con(x) = |CE at theta_t1 - CE at the original| for every D_un sample (eval mode, no
-augmentation). The ``count`` samples of largest I_con get tau = 0 (beta, the threshold of Eq. 7,
+augmentation; ``rank="drop"`` ranks by the CE increase instead). The ``count`` samples of largest I_con get tau = 0 (beta, the threshold of Eq. 7,
 is the I_con of the last excluded sample). count = round(quantile x |D_un|) when quantile >= 0;
 otherwise it is *estimated from the task*: |D_un| x (hidden target units) / (units present in
 D_un), i.e. the hidden units' share assuming units of equal size -- the instance-level reading
@@ -32,7 +32,7 @@ class TARFI(TARF):
     def identify(self) -> dict:
         ctx = self.ctx
         ce1 = per_sample_ce(ctx.probs(ctx.d_un), ctx.data.y_train[ctx.d_un])
-        icon = (ce1 - self.ce0).abs()
+        icon = (ce1 - self.ce0).abs() if self.p.rank == "change" else ce1 - self.ce0
         count, how = self.exclude_count()
         g = torch.Generator().manual_seed(ctx.seed + 1)  # random tie order, as in TARF
         perm = torch.randperm(len(icon), generator=g).to(icon.device)
