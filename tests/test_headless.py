@@ -227,10 +227,14 @@ def test_subprocess_stdout_is_data_only(tmp_path):
 
 def test_ctrl_c_kills_the_engines_and_exits_130(tmp_path):
     env = _env(TARF_FAKE_EPOCHS="1000", TARF_FAKE_DELAY="0.5")
+    # a shell's background job (``cmd &``, as a CI harness may start the suite) inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: give the child the default
+    # disposition, as a terminal's foreground process has
     p = subprocess.Popen(_cli("headless", "-w", str(tmp_path), "--method", "ft,ga",
                               "--seed", "0,1", "--workers", "2"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                         cwd=tmp_path)
+                         cwd=tmp_path,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # both references running
