@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 NPZ = ROOT.parent / "shared" / "datasets" / "cifar10.npz"
 
 # The paper's Table 1 (CIFAR-10, ResNet-18): Gap to Retrained per task, and Retrained's own
@@ -38,13 +39,12 @@ PAPER_RETRAINED = {10: (0.0, 99.51, 94.69, 100.0), 12: (87.76, 99.58, 95.91, 20.
                    11: (0.0, 99.38, 93.85, 100.0), 13: (0.0, 99.54, 95.56, 100.0)}
 
 
-def _cell(stat: dict | None, digits: int = 2) -> str:
-    if not stat or stat.get("mean") is None:
-        return "-"
-    s = f"{stat['mean']:.{digits}f}"
-    if stat.get("std") is not None:
-        s += f" ± {stat['std']:.{digits}f}"
-    return s
+def _cell(metric: str, stat: dict | None) -> str:
+    """A JSON ``{"mean", "std"}`` cell formatted as ``tarf-tui runs compare`` does."""
+    from tarf_tui.compare import Stat, cell
+
+    stat = stat or {}
+    return cell(metric, Stat(stat.get("mean"), stat.get("std")))
 
 
 def render(blocks: list[dict]) -> str:
@@ -55,12 +55,10 @@ def render(blocks: list[dict]) -> str:
         out += [f"**{b['title']}**", "",
                 "| Method | UA | RA | TA | MIA | Gap | RTE (s) | paper Gap |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        best = min((r["gap"]["mean"] for r in b["rows"] if r["method"] != "retrained"
-                    and r["gap"]["mean"] is not None), default=None)
         for r in b["rows"]:
             m = r["method"]
-            gap = "-" if m == "retrained" else _cell(r["gap"])
-            if best is not None and m != "retrained" and r["gap"]["mean"] == best:
+            gap = "-" if m == "retrained" else _cell("gap", r["gap"])
+            if r.get("best_gap"):
                 gap = f"**{gap}**"
             if m == "retrained":
                 ua, ra, ta, mia = PAPER_RETRAINED.get(case, (None,) * 4)
@@ -69,7 +67,7 @@ def render(blocks: list[dict]) -> str:
                 v = PAPER_GAP.get(case, {}).get(m)
                 paper = "-" if v is None else f"{v:.2f}"
             out.append(f"| {r['title']} | " + " | ".join(
-                [_cell(r[k]) for k in ("ua", "ra", "ta", "mia")] + [gap, _cell(r["rte_s"], 1), paper]) + " |")
+                [_cell(k, r[k]) for k in ("ua", "ra", "ta", "mia")] + [gap, _cell("rte_s", r["rte_s"]), paper]) + " |")
         out.append("")
     return "\n".join(out)
 

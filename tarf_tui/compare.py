@@ -18,11 +18,12 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from engine.cases import get_case
 from engine.errors import TarfError, UnknownName
-from engine.methods.params import CATALOG
+from engine.methods.params import CATALOG, resolve_params
 
 from .experiment import REFERENCE
 
@@ -106,11 +107,6 @@ def _norm_spec(run: dict) -> dict[str, Any]:
     s = dict(_spec(run))
     method = run.get("method") or s.get("method")
     try:
-        from dataclasses import asdict
-
-        from engine.cases import get_case
-        from engine.methods.params import resolve_params
-
         category = get_case(int(run.get("case_no") or s.get("case") or 11)).category
         s["params"] = asdict(resolve_params(method, s.get("params") or {}, s.get("dataset"),
                                             s.get("epochs"), s.get("lr"), category))

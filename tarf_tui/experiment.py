@@ -259,6 +259,7 @@ def expand(options: Mapping[str, Any], grid: Mapping[str, Any] | None = None,
     keys = list(axes)
     experiments: dict[str, dict[str, list[RunSpec]]] = {}  # key -> {"ref": [...], "runs": [...]}
     seen: set[str] = set()
+    refs: dict[str, RunSpec] = {}  # raw reference hash -> normalised reference
     notes: dict[str, str] = {}
     for combo in itertools.product(*(axes[k] for k in keys)):
         base_kw = {KEYS[k][0]: v for k, v in zip(keys, combo)}
@@ -272,7 +273,10 @@ def expand(options: Mapping[str, Any], grid: Mapping[str, Any] | None = None,
                 ek = spec.experiment_key()
                 exp = experiments.setdefault(ek, {"ref": [], "runs": []})
                 notes.setdefault(ek, note)
-                ref, _ = _normalise(reference_of(spec, ps.get(REFERENCE, {})), validate)
+                raw = reference_of(spec, ps.get(REFERENCE, {}))
+                ref = refs.get(raw.hash())
+                if ref is None:  # every method of a seed shares it: validate it once
+                    ref = refs[raw.hash()] = _normalise(raw, validate)[0]
                 if ref.hash() not in seen:
                     seen.add(ref.hash())
                     exp["ref"].append(ref)

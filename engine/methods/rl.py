@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from .base import Context, EpochResult, Method, register
 from .common import hooked_step
+from .params import CHOICES
 
-MODES = ("sequential", "mixed")
+MODES = CHOICES["mode"]  # checked again here for callers that build Params directly
 
 
 def rl_epoch(ctx: Context, opt: torch.optim.Optimizer, mode: str, clip: float,
