@@ -59,6 +59,7 @@ class DatasetInfo:
     default_hierarchy: str
     locate: Callable[[str | None], tuple[bool, str]]  # (available, where / how to get it)
     detect_hierarchy: Callable[[str | None], str] | None = None  # for files without a fixed one
+    version: Callable[[str | None], str] = lambda root: "1"  # content version (engine/versions.py)
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
@@ -69,6 +70,7 @@ def default_data_root() -> Path:
 
 
 # ---- synthetic --------------------------------------------------------------------------------
+SYN_VERSION = 2  # bump whenever make_synthetic's output changes (part of every run's identity)
 SYN_SIZE = 16  # image side in pixels: small enough for CPU work, large enough for shapes
 SYN_TRAIN_PER_SUBSET = 100  # 3 subsets x 12 classes x 100 = 3600 training images
 SYN_TEST_PER_SUBSET = 34  # ~1,200 test images
@@ -161,7 +163,8 @@ def _load_synthetic(data_root: str | None = None, seed: int = 0, download: bool 
 
 DATASETS.add("synthetic", DatasetInfo(
     "synthetic", "embedded procedural images, 4 superclasses x 3 classes x 3 subsets, 16x16",
-    _load_synthetic, "synthetic", lambda root: (True, "embedded (generated in about a second)")))
+    _load_synthetic, "synthetic", lambda root: (True, "embedded (generated in about a second)"),
+    version=lambda root: f"generator-{SYN_VERSION}"))
 
 
 # ---- CIFAR (official python pickles) -----------------------------------------------------------
@@ -233,11 +236,20 @@ def _load_cifar(name: str, data_root: str | None = None, seed: int = 0, download
     return ArrayData(name, *parts["train"], *parts["test"], names, name, default_recipe_epochs=30)
 
 
+def _cifar_version(name: str, data_root: str | None) -> str:
+    from .versions import files_version
+
+    folder, train, test, meta, *_ = _CIFAR[name]
+    d = _cifar_dir(name, data_root)
+    return files_version([d / f for f in train + test + [meta]])
+
+
 for _n, _desc in (("cifar10", "CIFAR-10 (50k/10k, 10 classes, 5 manual superclasses)"),
                   ("cifar100", "CIFAR-100 (50k/10k, 100 classes, 20 superclasses)")):
     DATASETS.add(_n, DatasetInfo(
         _n, _desc, (lambda n: lambda root=None, seed=0, download=False: _load_cifar(n, root, seed, download))(_n),
-        _n, (lambda n: lambda root: _locate_cifar(n, root))(_n)))
+        _n, (lambda n: lambda root: _locate_cifar(n, root))(_n),
+        version=(lambda n: lambda root: _cifar_version(n, root))(_n)))
 
 
 # ---- npz arrays ------------------------------------------------------------------------------
@@ -293,9 +305,15 @@ def _npz_hierarchy(data_root: str | None) -> str:
     return _hierarchy_for(names)
 
 
+def _npz_version(data_root: str | None) -> str:
+    from .versions import files_version
+
+    return files_version([Path(data_root)]) if data_root else "none"
+
+
 DATASETS.add("npz", DatasetInfo(
     "npz", "arrays file: x_train, y_train, x_test, y_test (HWC uint8), class_names",
-    _load_npz, "", _locate_npz, _npz_hierarchy))
+    _load_npz, "", _locate_npz, _npz_hierarchy, version=_npz_version))
 
 
 # ---- common ----------------------------------------------------------------------------------

@@ -12,6 +12,13 @@ call (``evaluate(..., mia_seed=...)``).
   fit on members = the first |test_r| samples of D_r (label 1) and non-members = test_r
   (label 0); MIA = percent of D_t predicted non-member.
 - gap: mean |metric - reference| over ua, ra, ta, mia, from unrounded values.
+- mia_variants (final evaluation only): the other SVC attacks of the baselines' ``SVC_MIA``
+  on the same members / non-members / targets, each with its own feature: ``correctness``
+  (1 if the prediction is right), ``confidence`` (the one above, = ``mia``), ``entropy`` of the
+  softmax, ``m_entropy`` (Song & Mittal's modified entropy, which uses the label) and ``prob``
+  (the whole softmax vector). The baselines' ``m_entropy`` indexes ``p[:, labels]`` (columns of
+  every row) and takes ``log p`` where ``log(1 - p)`` is meant; we compute the published
+  formula -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i).
 """
 
 from __future__ import annotations
@@ -87,6 +94,40 @@ def true_label_conf(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return p.gather(1, y[:, None])[:, 0]
 
 
+_LOG_EPS = 1e-30  # as the baselines' code: log of a zero probability is log(1e-30)
+
+
+def _safe_log(p: torch.Tensor) -> torch.Tensor:
+    return torch.log(p.clamp(min=_LOG_EPS))
+
+
+def mia_features(p: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample attack features of the baselines' ``SVC_MIA``, each [n, d] float64."""
+    p = p.double()
+    conf = true_label_conf(p, y)
+    onehot = torch.nn.functional.one_hot(y, p.shape[1]).bool()
+    m_ent = -((1 - conf) * _safe_log(conf)
+              + torch.where(onehot, torch.zeros_like(p), p * _safe_log(1 - p)).sum(1))
+    return {"correctness": (p.argmax(1) == y).double()[:, None], "confidence": conf[:, None],
+            "entropy": -(p * _safe_log(p)).sum(1, keepdim=True), "m_entropy": m_ent[:, None],
+            "prob": p}
+
+
+MIA_VARIANTS = ("correctness", "confidence", "entropy", "m_entropy", "prob")
+
+
+def mia_variants(p_train: torch.Tensor, p_test: torch.Tensor, data: DeviceData,
+                 part: DevicePartition, seed: int = 0) -> dict[str, float]:
+    """Every SVC attack of ``MIA_VARIANTS`` (percent of D_t predicted non-member)."""
+    members, non_members, targets = part.mia_members, part.test_r, part.d_t
+    if len(members) == 0 or len(non_members) == 0 or len(targets) == 0:
+        return {k: float("nan") for k in MIA_VARIANTS}
+    f_tr = mia_features(p_train, data.y_train)
+    f_te = mia_features(p_test, data.y_test)
+    return {k: svc_mia(f_tr[k][members].cpu().numpy(), f_te[k][non_members].cpu().numpy(),
+                       f_tr[k][targets].cpu().numpy(), seed) for k in MIA_VARIANTS}
+
+
 def mia_from_probs(p_train: torch.Tensor, p_test: torch.Tensor, data: DeviceData,
                    part: DevicePartition, seed: int = 0) -> float:
     """MIA-efficacy (percent of D_t predicted non-member) from precomputed softmax outputs."""
@@ -102,30 +143,37 @@ def mia_from_probs(p_train: torch.Tensor, p_test: torch.Tensor, data: DeviceData
 
 
 def svc_mia(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray, seed: int = 0) -> float:
-    """Fit SVC(C=3, gamma="auto") on 1-d features of members (1) and non-members (0); return the
-    percent of ``targets`` predicted non-member. The SVC itself is deterministic (``seed`` only
-    feeds ``random_state``, which it uses for probability estimates we do not ask for)."""
+    """Fit SVC(C=3, gamma="auto") on features ([n] or [n, d]) of members (1) and non-members
+    (0); return the percent of ``targets`` predicted non-member. The SVC itself is deterministic
+    (``seed`` only feeds ``random_state``, which it uses for probability estimates we do not ask
+    for)."""
     from sklearn.svm import SVC  # lazily: the import costs about a second
 
-    x = np.concatenate([members, non_members]).reshape(-1, 1)
+    members, non_members = np.asarray(members), np.asarray(non_members)
+    d = 1 if members.ndim == 1 else members.shape[1]
+    x = np.concatenate([members, non_members]).reshape(-1, d)
     y = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     if len(np.unique(y)) < 2:
         return float("nan")
     clf = SVC(C=3, gamma="auto", kernel="rbf", random_state=seed)
     clf.fit(x, y)
-    pred = clf.predict(np.asarray(targets, dtype=np.float64).reshape(-1, 1))
+    pred = clf.predict(np.asarray(targets, dtype=np.float64).reshape(-1, d))
     return float(100.0 * (1.0 - pred.mean()))
 
 
 def evaluate(model: nn.Module, data: DeviceData, part: Partition | DevicePartition,
-             mia_seed: int | None = None) -> dict[str, float]:
+             mia_seed: int | None = None, variants: bool = False) -> dict[str, float]:
     """ua, ra, ta, acc_f, acc_uf, acc_test_t (percent) from one pass over each split; with
-    ``mia_seed`` also ``mia`` from the same outputs."""
+    ``mia_seed`` also ``mia`` from the same outputs, and with ``variants`` also
+    ``mia_variants`` (a dict, ``confidence`` equal to ``mia``)."""
     part = as_device_partition(part, data.device)
     p_train = predict(model, data, "train")
     p_test = predict(model, data, "test")
     out = accuracies(p_train, p_test, data, part)
-    if mia_seed is not None:
+    if mia_seed is not None and variants:
+        out["mia_variants"] = mia_variants(p_train, p_test, data, part, mia_seed)
+        out["mia"] = out["mia_variants"]["confidence"]
+    elif mia_seed is not None:
         out["mia"] = mia_from_probs(p_train, p_test, data, part, mia_seed)
     return out
 

@@ -226,7 +226,8 @@ class _Run:
                     "train_seconds": float(sum(h["seconds"] for h in history)),
                     "device": str(self.device), "built_by_run": self.run_id}
             if kind == "retrained":
-                meta["metrics"] = evaluate(model, self.data, self.dp, mia_seed=self.spec.seed)
+                meta["metrics"] = evaluate(model, self.data, self.dp, mia_seed=self.spec.seed,
+                                           variants=True)
             else:
                 ct, cte = correct_bits(model, self.data)
                 meta["metrics"] = {"train_acc": float(100.0 * ct.mean()),
@@ -255,12 +256,28 @@ class _Run:
         return model, meta, hit, key
 
     def ref_metrics(self, model: nn.Module, meta: dict) -> dict[str, float]:
-        """The reference's metrics on this run's partition (one pass; MIA from the cache)."""
-        cached_mia = meta.get("metrics", {}).get("mia")
-        m = evaluate(model, self.data, self.dp, mia_seed=None if cached_mia is not None else self.spec.seed)
-        if cached_mia is not None:
-            m["mia"] = float(cached_mia)
+        """The reference's metrics on this run's partition (one pass; the MIA attacks from the
+        cache when it has them)."""
+        cached = meta.get("metrics", {})
+        have = cached.get("mia") is not None and cached.get("mia_variants") is not None
+        m = evaluate(model, self.data, self.dp, mia_seed=None if have else self.spec.seed,
+                     variants=not have)
+        if have:
+            m["mia"], m["mia_variants"] = float(cached["mia"]), dict(cached["mia_variants"])
         return m
+
+    def identification(self, extras: dict) -> dict | None:
+        """The truth next to a method's target identification (``excluded_units`` in its epoch
+        extras): which units were really hidden, their names, and hits / n. The method never
+        sees this; reports do."""
+        if "excluded_units" not in extras:
+            return None
+        names = list(self.part.unit_names)
+        hidden = sorted(names.index(u) for u in self.part.hidden_units)
+        excluded = sorted(int(u) for u in extras["excluded_units"])
+        return {"hits": len(set(hidden) & set(excluded)), "n": len(hidden),
+                "excluded": excluded, "hidden": hidden, "unit_names": names,
+                "unit_level": self.part.unit_level}
 
     # ---- the run -------------------------------------------------------------------------
     def go(self) -> str:
@@ -290,6 +307,7 @@ class _Run:
         method.setup()
         _sync(self.device)
         rte = time.perf_counter() - t0
+        identified = None
         for e in range(method.epochs()):
             t0 = time.perf_counter()
             r = method.epoch(e)
@@ -306,15 +324,22 @@ class _Run:
             lr = r.lr if r.lr is not None else ctx.last_lr
             seconds = time.perf_counter() - t0
             extras = {**(r.extras or {}), "step_s": step_s}
+            ident = self.identification(extras)
+            if ident is not None:
+                identified = ident
+                extras.update(hidden_units=ident["hidden"], unit_names=ident["unit_names"])
             self.store.add_epoch(self.run_id, e, phase=r.phase or "unlearn", loss=loss, lr=lr,
                                  seconds=seconds, extras=extras, **ev)
             emit("epoch", run_id=self.run_id, epoch=e, phase=r.phase or "unlearn", loss=loss, lr=lr,
                  seconds=seconds, **ev, extras=r.extras or {})
-        final = evaluate(model, self.data, self.dp, mia_seed=self.spec.seed if self.spec.mia else None)
-        return self._finish(final, ref_m, rte, t_wall, {
-            "original": orig_eval, "original_key": orig_key, "original_cached": orig_hit,
-            "original_test_acc": orig_meta.get("metrics", {}).get("test_acc"),
-            "reference_key": ref_key, "reference_cached": ref_hit})
+        final = evaluate(model, self.data, self.dp, mia_seed=self.spec.seed if self.spec.mia else None,
+                         variants=True)
+        extras = {"original": orig_eval, "original_key": orig_key, "original_cached": orig_hit,
+                  "original_test_acc": orig_meta.get("metrics", {}).get("test_acc"),
+                  "reference_key": ref_key, "reference_cached": ref_hit}
+        if identified is not None:
+            extras["identification"] = identified
+        return self._finish(final, ref_m, rte, t_wall, extras)
 
     def _retrained_is_reference(self) -> bool:
         p, r = self.task.params, self.recipe
@@ -348,6 +373,7 @@ class _Run:
         m = self.ref_metrics(model, meta)
         if not self.spec.mia:
             m.pop("mia", None)
+            m.pop("mia_variants", None)
         return self._finish(m, m, float(meta.get("train_seconds", float("nan"))), t_wall,
                             {"reference_key": key, "reference_cached": hit,
                              "rte_cached": hit})
@@ -356,7 +382,7 @@ class _Run:
         metrics = dict(final)
         metrics["gap"] = gap(final, ref)
         metrics["rte_s"] = rte
-        for k in ("ua", "ra", "ta", "mia"):
+        for k in ("ua", "ra", "ta", "mia", "mia_variants"):
             metrics[f"ref_{k}"] = ref.get(k, float("nan"))
         extras = {**extras, "wall_s": time.perf_counter() - t_wall, "device": str(self.device),
                   "recipe_epochs": self.recipe.epochs, "sizes": self.part.sizes()}

@@ -63,10 +63,12 @@ class RunSpec:
     mia: bool = True  # compute MIA at the end (an SVC fit)
     mia_every_epoch: bool = False  # also per epoch (costly)
     label: str = ""  # free text shown in lists
+    versions: Mapping[str, str] = field(default_factory=dict)  # {"data", "method"}: engine/versions.py; filled by task.normalise
 
     def __post_init__(self):
         # freeze the mapping and the tuple so the dataclass is hashable and immutable
         object.__setattr__(self, "params", types.MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "versions", types.MappingProxyType(dict(self.versions)))
         object.__setattr__(self, "forget", tuple(self.forget))
         _validate(self)
 
@@ -74,6 +76,7 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["params"] = dict(sorted(self.params.items()))
+        d["versions"] = dict(sorted(self.versions.items()))
         d["forget"] = list(self.forget)
         d["recipe"] = dataclasses.asdict(self.recipe)
         return d
@@ -123,6 +126,7 @@ class RunSpec:
         for k in ("device", "data_root", "label", "method", "params", "epochs", "lr",
                   "batch_size", "seed", "mia", "mia_every_epoch"):
             d.pop(k)
+        d["versions"].pop("method", None)  # the data version stays: other data, other question
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def replace(self, **changes) -> "RunSpec":
@@ -178,6 +182,9 @@ def _validate(s: RunSpec) -> None:
     for k, v in s.params.items():
         if not isinstance(k, str) or not _type_ok(v, ParamValue):
             raise InvalidSpec(f"method param {k!r} must be a number, string or bool, got {v!r}")
+    for k, v in s.versions.items():
+        if k not in ("data", "method") or not isinstance(v, str):
+            raise InvalidSpec(f"versions must map 'data' / 'method' to strings, got {k!r}: {v!r}")
     if not 1 <= s.case <= 27:
         raise InvalidSpec(f"case must be 1..27, got {s.case}")
     if s.subsets < 0 or s.subsets == 1:

@@ -18,6 +18,7 @@ from .errors import InvalidSpec
 from .hierarchy import Hierarchy, load_hierarchy
 from .methods.params import resolve_params
 from .spec import RunSpec
+from .versions import versions_for
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +78,19 @@ def _cached_data(dataset: str, data_root: str | None, per_class: int | None, dat
     return load_dataset(dataset, data_root, per_class, data_seed, download)
 
 
+def normalise(spec: RunSpec, hier: Hierarchy | None = None) -> RunSpec:
+    """The spec with everything its identity depends on spelled out: the defaulted hierarchy,
+    target and forgetting nodes, the method's resolved params and the data / method versions
+    (engine/versions.py). Two requests for the same run normalise to the same spec hash; a
+    changed default, generator or method implementation gives a new one. Torch-free."""
+    hier = hier or hierarchy_for(spec)
+    case, target, forget, _ = resolve_request(spec, hier)
+    params = resolve_params(spec.method, spec.params, spec.dataset, spec.epochs, spec.lr, case.category)
+    return spec.replace(hierarchy=spec.hierarchy or hier.name, target=target, forget=tuple(forget),
+                        params=dataclasses.asdict(params),
+                        versions=versions_for(spec.dataset, spec.data_root, spec.method))
+
+
 def resolve(spec: RunSpec, cache_dir: str | Path | None = None, download: bool = False) -> Task:
     hier = hierarchy_for(spec)
     case, target, forget, note = resolve_request(spec, hier)
@@ -91,7 +105,8 @@ def resolve(spec: RunSpec, cache_dir: str | Path | None = None, download: bool =
     part = build_partition(hier, case, target, forget, Labels(data.y_train, sub_tr),
                            Labels(data.y_test, sub_te), spec.allow_impractical)
     resolved = spec.replace(hierarchy=spec.hierarchy or hier.name, target=target, forget=forget,
-                            params=dataclasses.asdict(params))
+                            params=dataclasses.asdict(params),
+                            versions=versions_for(spec.dataset, spec.data_root, spec.method))
     return Task(resolved, data, hier, case, part, params, note)
 
 

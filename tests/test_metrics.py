@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from engine.metrics import DevicePartition, accuracies_np, evaluate, gap, mia, svc_mia
+from engine.metrics import (MIA_VARIANTS, DevicePartition, accuracies_np, evaluate, gap, mia,
+                            mia_features, svc_mia)
 from engine.train import DeviceData
 
 C = 4  # classes
@@ -102,6 +103,35 @@ def test_mia_counts_targets_predicted_non_member():
     assert mia(PixelModel(), data, part) == pytest.approx(100.0)
     data, part = _mia_case([100] * 5)
     assert mia(PixelModel(), data, part) == pytest.approx(0.0)
+
+
+def test_mia_variants_on_the_constructed_case():
+    """Confident members against p = 1/C non-members: every attack whose feature sees the
+    confidence gives the confidence attack's 25 %. Correctness carries no signal here (every
+    prediction is right), so its SVC answers one constant for all targets: 0 or 100."""
+    data, part = _mia_case([100] * 6 + [0] * 2)
+    m = evaluate(PixelModel(), data, part, mia_seed=0, variants=True)
+    v = m["mia_variants"]
+    assert set(v) == set(MIA_VARIANTS)
+    assert v["confidence"] == m["mia"] == pytest.approx(25.0)
+    for k in ("entropy", "m_entropy", "prob"):
+        assert v[k] == pytest.approx(25.0), k
+    assert v["correctness"] in (0.0, 100.0)
+
+
+def test_mia_features_formulas():
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    y = torch.tensor([0, 0])
+    f = mia_features(p, y)
+    assert f["correctness"][:, 0].tolist() == [1.0, 0.0]
+    assert f["confidence"][:, 0].tolist() == pytest.approx([0.7, 0.1])
+    ent = -(p * p.log()).sum(1)
+    assert f["entropy"][:, 0].tolist() == pytest.approx(ent.tolist())
+    # Song & Mittal: -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)
+    want = [-(0.3 * math.log(0.7) + 0.2 * math.log(0.8) + 0.1 * math.log(0.9)),
+            -(0.9 * math.log(0.1) + 0.1 * math.log(0.9) + 0.8 * math.log(0.2))]
+    assert f["m_entropy"][:, 0].tolist() == pytest.approx(want)
+    assert f["prob"].shape == (2, 3)
 
 
 def test_svc_mia_separable_features():

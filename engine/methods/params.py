@@ -26,14 +26,21 @@ class MethodInfo:
     params: type  # frozen dataclass
     ascent: bool = False  # uses gradient ascent (diverges if pushed; clipped, NaN -> diverged)
     dataset_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    code: tuple[str, ...] = ()  # implementation files (relative to engine/methods): its version
+
+# files every method's behaviour depends on besides its own (engine/versions.py fingerprints them)
+SHARED_CODE = ("base.py", "common.py", "../train.py")
 
 
 CATALOG: Registry[MethodInfo] = Registry("method")
 
 
-def _info(name, title, description, ascent=False, dataset_defaults=None):
+def _info(name, title, description, ascent=False, dataset_defaults=None, code=None):
+    """Register a method's catalogue entry. ``code``: its implementation files, default
+    ``<name>.py`` (dashes as underscores); the shared files are added."""
     def deco(cls):
-        CATALOG.add(name, MethodInfo(name, title, description, cls, ascent, dataset_defaults or {}))
+        files = tuple(code or (f"{name.replace('-', '_')}.py",)) + SHARED_CODE
+        CATALOG.add(name, MethodInfo(name, title, description, cls, ascent, dataset_defaults or {}, files))
         return cls
     return deco
 
@@ -144,12 +151,12 @@ class TARFParams(Common):
     t1: int = 1  # end of Phase I (pure GA); identification happens here
     ga_lr_scale: float = 1.0  # multiply the D_f term's k by this (kept 1 as in the paper)
     n_exclude: int = -1  # units to exclude; -1 = the task's count of hidden target units
-    rank: str = "drop"  # how units are ranked at t1: "drop" (accuracy drop, Algorithm 1 as methods.md reads it) or "change" (|accuracy change|, the paper's "class accuracy difference")
+    rank: str = "change"  # how units are ranked at t1: "change" (|accuracy change|, Algorithm 1's "rank of class accuracy difference") or "drop" (signed accuracy drop, a variant)
     clip_grad: float = 5.0  # ascent guard
 
 
 @_info("tarf-i", "TARF-I", "TARF with per-instance identification: exclude D_un samples whose loss moved most in Phase I",
-       ascent=True, dataset_defaults=TARF_K)
+       ascent=True, dataset_defaults=TARF_K, code=("tarf_i.py", "tarf.py"))
 @dataclass(frozen=True)
 class TARFIParams(TARFParams):
     quantile: float = -1.0  # fraction of D_un to exclude; -1 = estimate from the task (|hidden units| share)

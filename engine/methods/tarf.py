@@ -12,8 +12,10 @@ statistics) while excluded samples carry weight 0. Phases: I (t < t1): GA on D_f
 selected D_un only.
 
 Identification (at the start of epoch t1): per-unit accuracy on D_un (eval mode, no
-augmentation) at the original model versus after Phase I; units ranked by accuracy drop (or by
-|accuracy change| with ``rank="change"``), the top
+augmentation) at the original model versus after Phase I; units ranked by the size of their
+accuracy change |acc_t1 - acc_0| (Algorithm 1's "rank of class accuracy difference"; a unit that
+absorbs the forgetting data's predictions *gains* accuracy), or by signed drop with
+``rank="drop"``; the top
 n (n = the task's number of hidden target units, or ``n_exclude`` when >= 0) get tau = 0. Units
 absent from D_un are not ranked. TARF-I (``tarf_i.py``) overrides ``identify``.
 """
@@ -72,7 +74,7 @@ class TARF(Method):
         keep_unit[excluded] = False
         self.tau[ctx.d_un] = keep_unit[ctx.units[ctx.d_un]].float()
         return {"excluded_units": sorted(int(u) for u in excluded.tolist()), "id_margin": margin,
-                "acc_drop": json_floats(drop), "unit_acc_t1": json_floats(acc1)}
+                "acc_change": json_floats(-100.0 * drop), "unit_acc_t1": json_floats(acc1)}
 
     # ---- the loop ------------------------------------------------------------------------------
     def phase(self, e: int, k_t: float) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .base import register
-from .common import per_sample_ce
+from .common import json_floats, per_sample_ce
 from .tarf import TARF
 
 
@@ -21,6 +21,7 @@ class TARFI(TARF):
     def record_original(self) -> None:
         ctx = self.ctx
         self.ce0 = per_sample_ce(ctx.probs(ctx.d_un), ctx.data.y_train[ctx.d_un])
+        self.acc0 = ctx.unit_accuracy(ctx.d_un)  # for the report's per-unit accuracy change
 
     def exclude_count(self) -> tuple[int, str]:
         ctx, n_un = self.ctx, len(self.ctx.d_un)
@@ -41,8 +42,16 @@ class TARFI(TARF):
         tau[order[:count]] = 0.0
         self.tau[ctx.d_un] = tau
         beta = float(icon[order[count - 1]]) if count > 0 else float("inf")
-        excl_units = ctx.units[ctx.d_un][order[:count]]
-        per_unit = torch.bincount(excl_units, minlength=ctx.n_units)
+        units_un = ctx.units[ctx.d_un]
+        per_unit = torch.bincount(units_un[order[:count]], minlength=ctx.n_units)
+        size = torch.bincount(units_un, minlength=ctx.n_units)
+        frac = torch.where(size > 0, per_unit / size.clamp(min=1), torch.full_like(per_unit, float("nan"), dtype=torch.float))
+        # a unit counts as excluded when most of its D_un samples are (for reports; the method
+        # itself excludes samples)
+        excluded = torch.nonzero(frac > 0.5).flatten()
+        acc1 = ctx.unit_accuracy(ctx.d_un)
         return {"exclude_count": count, "count_from": how,
                 "beta": beta if beta != float("inf") else None,
-                "excluded_per_unit": [int(c) for c in per_unit.tolist()]}
+                "excluded_per_unit": [int(c) for c in per_unit.tolist()],
+                "excluded_frac": json_floats(frac), "excluded_units": [int(u) for u in excluded.tolist()],
+                "acc_change": json_floats(100.0 * (acc1 - self.acc0))}
