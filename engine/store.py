@@ -7,6 +7,13 @@ runs``, ``sqlite3``, Datasette) may query it freely.
 Never open ``tarf.db`` with plain ``open()`` in a process that also holds a ``Store`` on it
 (closing that descriptor drops SQLite's locks; see ``_check_path``).
 
+Read-only: ``Store(path, read_only=True)`` opens the file with SQLite's ``mode=ro`` URI (and
+``immutable=1`` when the folder cannot hold WAL's shared-memory file), runs no migration and
+refuses every write with ``ReadOnlyWorkspace``; SQLite itself enforces it, also for root.
+``Workspace.open(write=...)`` picks the mode: a workspace that cannot be written (permissions, a
+read-only file system, no write bit set by its owner, or a path that is the database file
+itself) opens read-only for reading and refuses writes.
+
 Concurrency: the file is opened in WAL mode with a 60 s busy timeout. Every write is one short
 ``BEGIN IMMEDIATE`` transaction, retried on ``database is locked``, so several engines and a
 reader can share the file. A write is visible to every other connection once the call returns.
@@ -98,6 +105,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -147,14 +155,67 @@ def default_workspace() -> Path:
     return Path(os.environ.get("TARF_HOME") or "tarf-runs")
 
 
+class ReadOnlyWorkspace(TarfError):
+    """A write asked of a workspace (or store) that can only be read."""
+
+
+def _no_write_bit(p: Path) -> bool:
+    """The owner took every write bit away (``chmod a-w``): honoured even where the process
+    could write anyway (root), as ``rm`` honours it."""
+    try:
+        return not (p.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
+def writable(p: Path) -> bool:
+    """Whether this process may, and should, write ``p`` (a file or folder that exists)."""
+    return os.access(p, os.W_OK) and not _no_write_bit(p)
+
+
 class Workspace:
     """A folder holding ``tarf.db``, ``cache/`` (checkpoints) and ``logs/`` (engine output).
-    Folders are created when first asked for."""
+    Folders are created when first asked for. ``open`` checks first whether the workspace can
+    be written and opens read-only (``notice`` says why) when it cannot."""
 
     def __init__(self, path: "str | os.PathLike | Workspace | None" = None):
         if isinstance(path, Workspace):
             path = path.path
         self.path = Path(path if path is not None else default_workspace()).absolute()
+        self.notice: str | None = None  # why the last ``open`` is read-only
+
+    def read_only_reason(self) -> str | None:
+        """None when the workspace can be written (or created); else one line saying why not."""
+        p = self.path
+        if p.is_file():
+            return f"workspace {p} is a file, not a folder"
+        if p.is_dir():
+            if not writable(p):
+                return f"workspace {p} is read-only"
+            db = p / "tarf.db"
+            if db.exists() and not writable(db):
+                return f"workspace database {db} is read-only"
+            return None
+        parent = next((a for a in p.parents if a.exists()), None)
+        if parent is not None and parent.is_dir() and not writable(parent):
+            return f"workspace {p} does not exist and {parent} is read-only"
+        return None
+
+    def open(self, write: bool = True) -> "Store":
+        """The workspace's store. ``write``: refuse (``ReadOnlyWorkspace``, one line) when the
+        workspace cannot be written. Without it a read-only workspace opens read-only, with
+        the reason in ``self.notice``; a path that is a file is read as the database itself."""
+        why = self.read_only_reason()
+        self.notice = None
+        if why is None:
+            return Store(self.db_path)
+        if write:
+            raise ReadOnlyWorkspace(f"{why}: cannot write to it (runs can only be read)")
+        db = self.path if self.path.is_file() else self.path / "tarf.db"
+        if not db.exists():
+            raise ReadOnlyWorkspace(f"{why} and holds no tarf.db: no runs to read")
+        self.notice = f"{why}: opened read-only"
+        return Store(db, read_only=True)
 
     def _dir(self, p: Path) -> Path:
         p.mkdir(parents=True, exist_ok=True)
@@ -173,6 +234,7 @@ class Workspace:
         return self._dir(self.path / "logs")
 
     def store(self) -> "Store":
+        """The store, created when absent (no read-only check: see ``open``)."""
         return Store(self.db_path)
 
     def __repr__(self) -> str:
@@ -295,22 +357,30 @@ class Store:
     """One connection to a workspace's SQLite file. Rows come back as plain dicts.
 
     Safe to share between threads of one process (calls are serialised by a lock); each
-    process opens its own ``Store``."""
+    process opens its own ``Store``. ``read_only``: see the module docstring."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.RLock()
         _check_path(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        if read_only:
+            conn = _connect_read_only(self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         try:
             self.db = sqlite_utils.Database(conn)
             self._retry(lambda: self.db.execute(
                 f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"))
             self._retry(lambda: self.db.conn.execute("SELECT count(*) FROM sqlite_master").fetchone())
             self._check_ours()
-            self._retry(self.db.enable_wal)
-            self._migrate()
+            if read_only:
+                if "runs" not in self.db.table_names():
+                    raise DamagedFile(f"{self.path} is not a tarf-tui database (no runs table)")
+            else:
+                self._retry(self.db.enable_wal)
+                self._migrate()
         except sqlite3.DatabaseError as e:
             conn.close()
             if _is_damage(e):
@@ -352,6 +422,8 @@ class Store:
 
     def _write(self, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
         """Run ``fn(db)`` in one short BEGIN IMMEDIATE transaction (retried when locked)."""
+        if self.read_only:
+            raise ReadOnlyWorkspace(f"{self.path} is open read-only: cannot write to it")
 
         def tx():
             conn = self.db.conn
@@ -582,6 +654,16 @@ class Store:
         """Rows of a read-only SQL query (retried when locked), for views the API lacks."""
         return self._rows(sql, params)
 
+    def has_runs(self) -> bool:
+        """Whether any run row exists."""
+        return bool(self._rows("SELECT 1 FROM runs LIMIT 1"))
+
+    def find_active(self, spec_hash: str) -> dict | None:
+        """The oldest queued or running run with this ``RunSpec.hash()``, or None."""
+        rows = self._rows("SELECT * FROM runs WHERE spec_hash = ? AND status IN "
+                          "('queued', 'running') ORDER BY id LIMIT 1", [spec_hash])
+        return _run_row(rows[0]) if rows else None
+
     def get_run(self, run_id: int) -> dict | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
         return _run_row(rows[0]) if rows else None
@@ -707,6 +789,31 @@ def _check_path(path: Path) -> None:
     (SQLITE_NOTADB) on the first read, without writing to it."""
     if path.is_dir():
         raise DamagedFile(f"{path} is not a tarf-tui database (it is a directory)")
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """``mode=ro``; where WAL's ``-shm`` file cannot be created (a read-only folder) SQLite
+    cannot open a WAL database that way, so ``immutable=1`` (nobody writes a folder that
+    cannot be written)."""
+    if not path.exists():
+        raise ReadOnlyWorkspace(f"{path} does not exist")
+    base = "file:" + urllib.parse.quote(str(path.absolute()))
+    last: Exception | None = None
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(base + query, uri=True, timeout=BUSY_TIMEOUT_S,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as e:
+            conn.close()
+            last = e
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            if _is_damage(e):
+                raise DamagedFile(f"{path} is not a tarf-tui database ({e})") from None
+            raise
+    raise ReadOnlyWorkspace(f"cannot open {path} read-only ({last})")
 
 
 @contextlib.contextmanager
