@@ -70,6 +70,10 @@ gap                 REAL     average gap to the Retrained reference
 rte_s               REAL     run-time efficiency: seconds spent unlearning
 ref_ua .. ref_mia   REAL     the Retrained reference's ua, ra, ta, mia
 extras              TEXT     JSON object: anything else (unknown metric keys, version details)
+executor            TEXT     where the engine runs: NULL / 'local' (a subprocess), 'slurm'
+job_id              TEXT     the executor's job id (Slurm: ``<array job>_<task>``), NULL locally
+attempt             INTEGER  restart count of a cluster task whose events are in the rows (a
+                             requeued task restarts: its earlier epoch rows are dropped)
 ==================  =======  ====================================================================
 
 ``epochs`` -- one row per evaluated unlearning epoch; primary key (run_id, epoch)
@@ -301,6 +305,15 @@ LEFT JOIN epochs last ON last.run_id = r.id
  AND last.epoch = (SELECT max(epoch) FROM epochs e2 WHERE e2.run_id = r.id)""".strip())
 
 
+@MIGRATIONS(name="m004_executor")
+def _m004_executor(db: sqlite_utils.Database) -> None:
+    # cluster runs (tarf_tui/slurm.py): where the engine runs, its job id and attempt
+    cols = db["runs"].columns_dict
+    for name, typ in (("executor", str), ("job_id", str), ("attempt", int)):
+        if name not in cols:
+            db["runs"].add_column(name, typ)
+
+
 # ---- value cleaning ------------------------------------------------------------------------
 def _scalar(v: Any) -> Any:
     """A value for a column: numpy / torch scalars -> Python, NaN -> None."""
@@ -507,15 +520,16 @@ class Store:
 
     def mark_running(self, run_id: int, pid: int, device: str | None,
                      versions: Mapping[str, Any] | None = None,
-                     spec: RunSpec | None = None) -> bool:
+                     spec: RunSpec | None = None, host: str | None = None) -> bool:
         """Engine side: it is alive and computing on ``device``. ``versions`` may hold
         code/torch/python (with or without the ``_version`` suffix); other keys go to
         ``extras["versions"]``. ``spec``: the resolved spec, stored in place of the submitted
         one (``spec_hash`` keeps the submitted identity). Returns False (and changes nothing)
         when the run is no longer queued or running, e.g. it was cancelled: the engine
-        should then exit."""
+        should then exit. ``host``: the engine's machine when it is not this one (a cluster
+        run ingested by the driver)."""
         values: dict[str, Any] = {"status": "running", "pid": pid, "device": device,
-                                  "host": socket.gethostname(), "heartbeat_at": utcnow()}
+                                  "host": host or socket.gethostname(), "heartbeat_at": utcnow()}
         other = {}
         for k, v in (versions or {}).items():
             key = k if k.endswith("_version") else f"{k}_version"
@@ -663,6 +677,31 @@ class Store:
         rows = self._rows("SELECT * FROM runs WHERE spec_hash = ? AND status IN "
                           "('queued', 'running') ORDER BY id LIMIT 1", [spec_hash])
         return _run_row(rows[0]) if rows else None
+
+    def set_job(self, run_id: int, executor: str, job_id: str | None,
+                log_path: str | os.PathLike | None = None) -> None:
+        """Where a run's engine was handed: ``executor`` ('slurm', ...) and its job id."""
+        values: dict[str, Any] = {"executor": executor, "job_id": job_id}
+        if log_path is not None:
+            values["log_path"] = str(log_path)
+        self._update(run_id, values)
+
+    def restart_run(self, run_id: int, attempt: int) -> bool:
+        """A cluster task of an active run started again (requeued or preempted): drop the
+        earlier attempt's epoch rows, final metrics and error, set ``queued`` and ``attempt``.
+        Only when the stored attempt is older; returns whether the row changed."""
+        cleared = {k: None for k in (*RUN_METRICS, "error", "finished_at", "device", "pid")}
+
+        def tx(db):
+            cur = db.execute("UPDATE runs SET attempt = ? WHERE id = ? AND coalesce(attempt, 0) < ?",
+                             [int(attempt), run_id, int(attempt)])
+            if cur.rowcount == 0:
+                return False
+            db.execute("DELETE FROM epochs WHERE run_id = ?", [run_id])
+            _set(db, run_id, {**cleared, "status": "queued"})
+            return True
+
+        return self._write(tx)
 
     def get_run(self, run_id: int) -> dict | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])

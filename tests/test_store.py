@@ -82,7 +82,8 @@ def test_v1_database_upgrades(tmp_path):
     assert "run_summary" not in sqlite_utils.Database(p).view_names()
 
     s = Store(p)
-    assert s.schema_version() == ["m001_tables", "m002_indexes", "m003_run_summary"]
+    assert s.schema_version() == ["m001_tables", "m002_indexes", "m003_run_summary",
+                                  "m004_executor"]
     assert [r["method"] for r in s.summary()] == ["ga"]
     assert s.find_finished("abc")["id"] == 1
 
