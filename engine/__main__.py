@@ -1,8 +1,14 @@
 """``python -m engine run --db PATH (--spec FILE|- | --run-id ID) [--workspace DIR]``
+``python -m engine run --sink RUN_FOLDER [--run-id ID] [--workspace DIR]``
 
 One engine process runs one run. ``--spec`` reads a JSON run spec (``-`` = stdin) and creates
 its run row; ``--run-id`` runs the spec of an existing (queued) row. The workspace (model cache)
 defaults to the folder holding the database.
+
+``--sink`` (a cluster node, where the workspace database must not be written over a network
+filesystem): the run's spec comes from ``RUN_FOLDER/run.json`` and everything the engine would
+write to the database goes to that folder instead (``engine.sink.FolderSink``; the driver
+ingests it). The workspace defaults to the folder two levels up (``<workspace>/runs/<id>``).
 
 Exit codes: 0 finished; 1 failed or diverged; 2 bad spec or missing resource (one line on
 stderr, no traceback; the run is marked failed when it exists); 143 killed (SIGTERM / SIGINT
@@ -44,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine", description="tarf-tui engine: run one unlearning run")
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one spec, writing its rows to the database")
-    r.add_argument("--db", required=True, help="SQLite run store (created when absent)")
-    src = r.add_mutually_exclusive_group(required=True)
+    dst = r.add_mutually_exclusive_group(required=True)
+    dst.add_argument("--db", help="SQLite run store (created when absent)")
+    dst.add_argument("--sink", help="run folder to write instead of a database (cluster nodes)")
+    src = r.add_mutually_exclusive_group(required=False)
     src.add_argument("--spec", help="JSON run spec file, or - for stdin (creates the run row)")
     src.add_argument("--run-id", type=int, help="run the spec of this existing run row")
     r.add_argument("--workspace", help="folder for the model cache (default: the database's folder)")
@@ -57,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from .store import Store, Workspace  # torch-free
 
+    if a.sink is not None:
+        return _run_sink(a, stop)
+    if a.spec is None and a.run_id is None:
+        return _fail("one of --spec or --run-id is required with --db")
     try:
         store = Store(a.db)
     except TarfError as e:
@@ -89,6 +101,31 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(e)
     finally:
         store.close()
+
+
+def _run_sink(a, stop: _StopFlag) -> int:
+    from .sink import FolderSink
+    from .store import Workspace
+
+    if a.spec is not None:
+        return _fail("--spec cannot be used with --sink (the spec is the folder's run.json)")
+    try:
+        sink = FolderSink(a.sink)
+        run_id = sink.run_id if a.run_id is None else a.run_id
+        row = sink.get_run(run_id)
+        if row is None:
+            return _fail(f"run folder {a.sink} belongs to run {sink.run_id}, not {run_id}")
+        spec = RunSpec.from_dict(row["spec"])
+        workspace = Workspace(a.workspace or Path(a.sink).absolute().parent.parent)
+    except TarfError as e:
+        return _fail(e)
+    try:
+        from .runner import run
+
+        return EXIT.get(run(spec, sink, run_id, workspace, stop), 1)
+    except TarfError as e:
+        sink.mark(run_id, "failed", error=str(e), expect=("queued", "running"))
+        return _fail(e)
 
 
 if __name__ == "__main__":
