@@ -68,7 +68,51 @@ def stats(xs: list[float]) -> str:
 
 
 # ---- 1. headless ---------------------------------------------------------------------------
-async def headless(ws: Workspace) -> dict[str, list[float]]:
+async def switches(pilot, out: dict[str, list[float]], reps: int = 10) -> None:
+    """Screen switches: F2 (builder), F4 (compare), F3 (runs), enter (a run's detail) and Esc
+    (back to the runs), each timed from the key event until the new screen is current and its
+    first frame has been composed and handed to the driver (``App._display``). Pilot's own
+    idle detection is not part of the figure (it adds 20 ms sleeps until the CPU is quiet)."""
+    from textual import events
+
+    app = pilot.app
+    frames: list[tuple[float, object]] = []
+    display = app._display
+
+    def recording_display(screen, renderable):
+        display(screen, renderable)
+        if renderable is not None:
+            frames.append((time.perf_counter(), screen))
+
+    app._display = recording_display
+
+    async def one(name: str, key: str, target) -> None:
+        await pilot.pause()  # settle first (not timed)
+        t = time.perf_counter()
+        app._driver.send_message(events.Key(key, None))
+        deadline = t + 10
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.0005)
+            want = target()
+            if app.screen is want and any(ft >= t and fs is want for ft, fs in frames[-8:]):
+                break
+        ft = next(ft for ft, fs in reversed(frames) if fs is app.screen)
+        first = min(f for f, fs in frames if f >= t and fs is app.screen)
+        out.setdefault(name, []).append((first - t) * 1000)
+        del ft
+
+    for _ in range(reps):
+        await one("F2 (to builder)", "f2", lambda: app.builder)
+        await one("F4 (to compare)", "f4", lambda: app.compare)
+        await one("F3 (to runs)", "f3", lambda: app.runs)
+        app.runs.query_one("#runs-table").focus()
+        await one("enter (run detail)", "enter",
+                  lambda: app.screen if app.screen not in (app.runs,) else None)
+        await one("Esc (detail to runs)", "escape", lambda: app.runs)
+    app._display = display
+
+
+async def headless(ws: Workspace, switches_only: bool = False) -> dict[str, list[float]]:
     from tarf_tui.app import TarfApp
     from tarf_tui.launcher import Launcher
 
@@ -90,15 +134,9 @@ async def headless(ws: Workspace) -> dict[str, list[float]]:
 
         await timed("down (cursor)", "down", reps=40)
         await timed("s (re-sort 1003 rows)", "s", reps=26)
-        for _ in range(10):  # F2 then F3: two screen switches
-            t = time.perf_counter()
-            await pilot.press("f2")
-            await pilot.pause()
-            out.setdefault("F2 (to builder)", []).append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            await pilot.press("f3")
-            await pilot.pause()
-            out.setdefault("F3 (to runs)", []).append((time.perf_counter() - t) * 1000)
+        await switches(pilot, out)
+        if switches_only:
+            return out
         runs.query_one("#runs-table").focus()
         await pilot.press("slash")
         await timed("type filter char", "a", reps=10)
@@ -152,11 +190,34 @@ def until(tm: Tmux, cond, timeout: float = 5.0) -> float:
     return float("nan")
 
 
-def terminal(ws: Workspace, idle_s: float) -> dict[str, object]:
+RUNS_SHOWN = re.compile(r"\d+/\d+ runs ·")
+
+
+def terminal_switches(tm: Tmux, out: dict[str, object], reps: int = 6) -> None:
+    """F2 / F4 / F3 / enter / Esc in the real terminal: send-keys until the pane shows the new
+    screen (each screen's own words), the user-visible latency."""
+    is_runs = lambda s: RUNS_SHOWN.search(s) and "Task case" not in s and "Experiments" not in s  # noqa: E731
+    steps = (("F2 -> builder", "F2", lambda s: "Task case" in s),
+             ("F4 -> compare", "F4", lambda s: "Experiments" in s and "Task case" not in s),
+             ("F3 -> runs", "F3", is_runs),
+             ("enter -> detail", "Enter", lambda s: "accuracy per epoch" in s),
+             ("Esc -> runs", "Escape", lambda s: is_runs(s) and "accuracy per epoch" not in s))
+    for _ in range(reps):
+        for name, key, cond in steps:
+            time.sleep(0.4)  # let the previous screen settle (not timed)
+            tm.keys(key)
+            out.setdefault(name, []).append(until(tm, cond))
+
+
+def terminal(ws: Workspace, idle_s: float, switches_only: bool = False) -> dict[str, object]:
     tm = Tmux(ws)
     out: dict[str, object] = {}
     try:
         until(tm, lambda s: re.search(r"\d+/1003 runs", s), timeout=30)
+        if switches_only:
+            time.sleep(2)
+            terminal_switches(tm, out)
+            return out
         pid = tm.app_pid()
         time.sleep(2)
         c0, t0 = cpu_s(pid), time.monotonic()
@@ -168,13 +229,7 @@ def terminal(ws: Workspace, idle_s: float) -> dict[str, object]:
             tm.keys("s")
             lat.append(until(tm, lambda s: (m := re.search(r"sort (\w+)", s)) and m.group(1) != before))
         out["s (re-sort) key -> pane changed"] = lat
-        lat = []
-        for _ in range(6):
-            tm.keys("F2")
-            lat.append(until(tm, lambda s: "Task case" in s))
-            tm.keys("F3")
-            lat.append(until(tm, lambda s: "runs ·" in s and "Task case" not in s))
-        out["F2/F3 switch -> pane changed"] = lat
+        terminal_switches(tm, out)
         # a live run's detail: filter to the running ones, open the first
         tm.keys("/")
         subprocess.run([*tm.t, "send-keys", "-l", "-t", tm.name, "status=running"])
@@ -196,17 +251,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--live", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=10.0)
+    ap.add_argument("--switches", action="store_true",
+                    help="only the headless screen-switch timings (F2/F3/F4, enter, Esc)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-tui-"))
     ws, procs = build_workspace(tmp / "ws", a.runs, a.live)
     try:
         print(f"workspace: {a.runs} finished runs + {a.live} live fake engines (an epoch / 0.5 s)")
         print("1. headless (Pilot): key press -> processed + repainted")
-        for k, v in asyncio.run(headless(ws)).items():
+        for k, v in asyncio.run(headless(ws, a.switches)).items():
             print(f"   {k:<24} {stats(v)}")
         if shutil.which("tmux"):
             print("2./3. real terminal (tmux 150x48)")
-            for k, v in terminal(ws, a.idle_s).items():
+            for k, v in terminal(ws, a.idle_s, a.switches).items():
                 if isinstance(v, list):
                     print(f"   {k:<34} {stats([x for x in v if x == x])}")
                 else:

@@ -75,6 +75,9 @@ class TarfApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tarf-tui"
     ENABLE_COMMAND_PALETTE = True
+    # size classes the stylesheet adapts to (80x24 is the smallest supported terminal)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
         Binding("f2", "show('builder')", "New experiment"),
         Binding("f3", "show('runs')", "Runs"),
@@ -132,6 +135,11 @@ class TarfApp(App):
         from .screens.detail import DetailScreen
 
         self.push_screen(DetailScreen(run_id))
+
+    def open_overlay(self, run_ids: list[int]) -> None:
+        from .screens.overlay import OverlayScreen
+
+        self.push_screen(OverlayScreen(run_ids))
 
     def open_compare(self, experiment: str | None) -> None:
         self.action_show("compare")

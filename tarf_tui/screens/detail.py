@@ -1,11 +1,13 @@
-"""Run detail: live charts of UA, RA, TA, acc on D_f and D_uf and of the loss per epoch (TARF's
-phases marked), final metrics with Gap against Retrained, TARF's unit decisions, the spec and the
-engine's log tail. Polls while visible only; charts redraw at most once per poll."""
+"""Run detail: live charts of UA, RA, TA, acc on D_f and D_uf (0..100 %) and of the loss per
+epoch 1..N (TARF's phases marked, ascent outliers clipped), final metrics with Gap against
+Retrained, TARF's unit decisions, the spec and the engine's events as readable lines. For TARF
+and TARF-I, ``i`` switches to the target identification view: each unit's accuracy change at
+t1 with the excluded units and the truly hidden target units marked, and the ranking margin.
+Polls while visible only; charts redraw at most once per poll."""
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from rich.table import Table
@@ -14,53 +16,88 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Static
+from textual.widgets import ContentSwitcher, Footer, Header, Log, Static
 
 from engine.cases import CASES
 from engine.store import ACTIVE
 
-from ..widgets.charts import EpochChart, phase_spans
-from ..widgets.common import CATEGORY_STYLE, fmt_num, fmt_secs, fmt_time, run_seconds, status_text
+from .. import logs
+from ..widgets.charts import (EpochChart, IdentificationChart, ident_legend, ident_summary,
+                              ident_table, identification, phase_spans)
+from ..widgets.common import (CATEGORY_STYLE, epoch_progress, fmt_num, fmt_secs, fmt_time,
+                              method_title, planned_epochs, run_time, status_text)
 
 DETAIL_POLL_S = 0.5  # charts update at most this often (and only when an epoch landed)
-LOG_TAIL_BYTES = 8192
+IDENT_METHODS = ("tarf", "tarf-i")  # methods that identify the target at t1
 
 
-def read_log_tail(path: str | None, nbytes: int = LOG_TAIL_BYTES) -> tuple[int, list[str]]:  # noqa: D103
-    if not path:
-        return -1, []
+def _num(v: Any, digits: int = 2) -> str:
+    return fmt_num(v, digits) if isinstance(v, (int, float)) else "–"
+
+
+def format_event(line: str) -> str:
+    """One engine log line as a person reads it: JSON events become short sentences, the
+    launcher's ``#`` headers and free text pass through."""
+    s = line.strip()
+    if not s.startswith("{"):
+        return line.rstrip()
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            f.seek(max(size - nbytes, 0))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return -1, []
-    return size, lines[-200:]
+        ev = json.loads(s)
+    except ValueError:
+        return line.rstrip()
+    if not isinstance(ev, dict) or "event" not in ev:
+        return line.rstrip()
+    kind = ev.get("event")
+    if kind == "epoch":
+        parts = [f"epoch {int(ev.get('epoch', 0)) + 1}"]
+        if ev.get("phase") and ev["phase"] not in ("unlearn",):
+            parts.append(f"phase {ev['phase']}")
+        parts.append(f"loss {_num(ev.get('loss'), 4)}")
+        parts.append(" ".join(f"{k.upper()} {_num(ev.get(k), 1)}" for k in ("ua", "ra", "ta")
+                              if ev.get(k) is not None))
+        if ev.get("seconds") is not None:
+            parts.append(f"{_num(ev['seconds'], 1)}s")
+        if ev.get("cached"):
+            parts.append("(cached)")
+        return " · ".join(p for p in parts if p)
+    if kind == "pretrain":
+        total = ev.get("epochs")
+        what = "original model" if ev.get("kind", "original") == "original" else str(ev.get("kind"))
+        return (f"{what} training epoch {ev.get('epoch')}" + (f"/{total}" if total else "")
+                + f" · loss {_num(ev.get('loss'), 4)}")
+    if kind == "running":
+        return f"engine started (pid {ev.get('pid')})"
+    if kind == "task":
+        sizes = ev.get("sizes") or {}
+        txt = f"task ready on {ev.get('device', '?')}"
+        if sizes:
+            txt += " · " + " ".join(f"{k} {v}" for k, v in list(sizes.items())[:6])
+        if ev.get("note"):
+            txt += f" · {ev['note']}"
+        return txt
+    if kind in ("original", "reference"):
+        what = "original model" if kind == "original" else "Retrained reference"
+        how = "from the cache" if ev.get("cached") else "trained"
+        accs = " ".join(f"{k.upper()} {_num(ev.get(k), 1)}" for k in ("ua", "ra", "ta")
+                        if ev.get(k) is not None)
+        test = f"test acc {_num(ev.get('test_acc'), 1)}" if ev.get("test_acc") is not None else ""
+        return " · ".join(p for p in (f"{what} {how}", accs, test) if p)
+    if kind == "finished":
+        return ("finished · " + " ".join(f"{k.upper()} {_num(ev.get(k), 2)}"
+                                         for k in ("ua", "ra", "ta", "mia", "gap")
+                                         if ev.get(k) is not None)
+                + (f" · RTE {_num(ev.get('rte_s'), 1)}s" if ev.get("rte_s") is not None else ""))
+    if kind in ("failed", "diverged"):
+        return f"{kind}: {ev.get('error', '')}"
+    if kind == "killed":
+        return "killed (cancelled)"
+    if kind == "not-run":
+        return f"not run: the run is {ev.get('status')}"
+    rest = ", ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "run_id"))
+    return f"{kind}" + (f": {rest}" if rest else "")
 
 
-def read_log_from(path: str | None, offset: int, size: int) -> tuple[int, int, list[str]] | None:
-    """Whole lines appended to the log since byte ``offset``; from the last ``LOG_TAIL_BYTES``
-    when starting, when the file shrank or when too much is new. Returns (start, new offset,
-    lines): a start other than ``offset`` means "replace what is shown"."""
-    if not path:
-        return None
-    fresh = offset < 0 or offset > size or size - offset > LOG_TAIL_BYTES
-    start = max(size - LOG_TAIL_BYTES, 0) if fresh else offset
-    try:
-        with open(path, "rb") as f:
-            f.seek(start)
-            data = f.read(size - start)
-    except OSError:
-        return None
-    if fresh and start > 0:  # drop the partial first line
-        k = data.find(b"\n") + 1
-        data, start = data[k:], start + k
-    cut = data.rfind(b"\n") + 1  # a partial last line comes next time
-    return start, start + cut, data[:cut].decode(errors="replace").splitlines()
-
-
-def metrics_table(run: dict, epochs: list[dict]) -> Table:
+def metrics_table(run: dict, epochs: list[dict], now=None) -> Table:
     t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
     t.add_column("")
     t.add_column("run", justify="right")
@@ -73,7 +110,11 @@ def metrics_table(run: dict, epochs: list[dict]) -> Table:
         v = run.get(key) if run.get(key) is not None else last.get(key)
         t.add_row(label, fmt_num(v, 2), "")
     t.add_row(Text("Gap", style="bold"), Text(fmt_num(run.get("gap"), 2), style="bold yellow"), "")
-    t.add_row("run time", fmt_secs(run.get("rte_s")), "")
+    label, secs = run_time(run, now)
+    t.add_row(label, fmt_secs(secs), "")
+    wall = (run.get("extras") or {}).get("wall_s") if run.get("rte_s") is not None else None
+    if wall is not None:
+        t.add_row("wall", fmt_secs(wall), "")
     return t
 
 
@@ -82,24 +123,32 @@ def tarf_text(epochs: list[dict]) -> str:
     lines = []
     spans = phase_spans(epochs)
     if spans and any(s[0] for s in spans):
-        lines.append("phases: " + " → ".join(f"{p or '?'} {a}–{b}" for p, a, b in spans))
+        lines.append("phases: " + " → ".join(f"{p or '?'} {a + 1}–{b + 1}" for p, a, b in spans))
+    keys = ("k_t", "kept", "excluded", "excluded_units")
     last_with = next((e for e in reversed(epochs)
-                      if any(k in (e.get("extras") or {}) for k in ("k_t", "kept", "excluded"))), None)
+                      if any(k in (e.get("extras") or {}) for k in keys)), None)
     if last_with:
         x = last_with["extras"]
         if "k_t" in x:
-            lines.append(f"k_t = {fmt_num(x['k_t'], 4)} (epoch {last_with['epoch']})")
-        for k in ("excluded", "kept"):
-            if k in x:
-                v = x[k]
-                v = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-                lines.append(f"{k}: {v}")
+            lines.append(f"k_t = {fmt_num(x['k_t'], 4)} (epoch {last_with['epoch'] + 1})")
+        names = x.get("unit_names") or []
+        if "excluded" in x or "excluded_units" in x:
+            v = x.get("excluded", x.get("excluded_units"))
+            if isinstance(v, (list, tuple)):
+                v = ", ".join(names[u] if isinstance(u, int) and u < len(names) else str(u)
+                              for u in v)
+            lines.append(f"excluded: {v}")
+        if "kept" in x:
+            v = x["kept"]
+            v = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v} D_un samples"
+            lines.append(f"kept: {v}")
     return "\n".join(lines)
 
 
 class DetailScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        Binding("i", "identification", "Identification"),
         Binding("c", "cancel", "Cancel run"),
         Binding("b", "rebuild", "Re-open in builder"),
         Binding("m", "compare", "Compare"),
@@ -114,13 +163,27 @@ class DetailScreen(Screen):
         self._busy = False
         self._log_off = -1  # bytes of the log already shown
         self.updates = 0  # chart updates applied (tests read it)
+        self.ident = None  # the run's Identification, once its t1 epoch is stored
+        self._status: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"run {self.run_id} · loading…", id="detail-head")
-        with Horizontal(id="charts"):
-            yield EpochChart("acc", id="chart-acc")
-            yield EpochChart("loss", id="chart-loss")
+        with ContentSwitcher(initial="view-epochs", id="detail-views"):
+            with Horizontal(id="view-epochs"):
+                with Vertical(id="acc-col"):
+                    yield Static("", id="legend-acc", classes="legend")
+                    yield EpochChart("acc", id="chart-acc")
+                with Vertical(id="loss-col"):
+                    yield Static("", id="legend-loss", classes="legend")
+                    yield EpochChart("loss", id="chart-loss")
+            with Horizontal(id="view-ident"):
+                with Vertical(id="ident-col"):
+                    yield Static("", id="ident-summary", classes="legend")
+                    yield Static(ident_legend(), id="legend-ident", classes="legend")
+                    yield IdentificationChart(id="chart-ident")
+                with VerticalScroll(id="ident-table-col", classes="panel"):
+                    yield Static("", id="ident-table")
         with Horizontal(id="detail-bottom"):
             with Vertical(id="metrics-col", classes="panel"):
                 yield Static("[b]Final metrics[/b]", classes="section")
@@ -130,12 +193,14 @@ class DetailScreen(Screen):
                 yield Static("[b]Spec[/b]", classes="section")
                 yield Static("", id="spec")
             with Vertical(id="log-col", classes="panel"):
-                yield Static("[b]Log[/b]", classes="section", id="log-title")
+                yield Static("[b]Events[/b]", classes="section", id="log-title")
                 yield Log(id="log", highlight=False, auto_scroll=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self.timer = self.set_interval(DETAIL_POLL_S, self.poll, name="detail-poll")
+        for c in self.query(EpochChart):
+            self.query_one(f"#legend-{c.kind}", Static).update(c.legend())
         self.poll()
 
     def on_screen_suspend(self) -> None:
@@ -156,8 +221,10 @@ class DetailScreen(Screen):
         log_off = self._log_off
 
         def read():
+            import os
+
             try:
-                s = store._rows("SELECT status, finished_at, log_path, "
+                s = store.query("SELECT status, finished_at, log_path, "
                                 "(SELECT count(*) FROM epochs WHERE run_id = ?) AS n, "
                                 "(SELECT max(at) FROM epochs WHERE run_id = ?) AS last "
                                 "FROM runs WHERE id = ?", [rid, rid, rid])
@@ -174,13 +241,13 @@ class DetailScreen(Screen):
                 run = store.get_run(rid)
                 new = None
                 if old is None or stamp[2:4] != old[2:4]:
-                    new = store._rows("SELECT * FROM epochs WHERE run_id = ? AND epoch > ? "
+                    new = store.query("SELECT * FROM epochs WHERE run_id = ? AND epoch > ? "
                                       "ORDER BY epoch", [rid, last_epoch])
                     for e in new:
                         e["extras"] = json.loads(e["extras"]) if e["extras"] else {}
                 log = None
                 if size >= 0 and size != log_off:
-                    log = read_log_from(run.get("log_path"), log_off, size)
+                    log = logs.read_from(run.get("log_path"), log_off, size)
                 return stamp, run, new, log
             finally:
                 self.app.call_from_thread(setattr, self, "_busy", False)
@@ -197,13 +264,18 @@ class DetailScreen(Screen):
         if run is None:
             return
         self.run = run
+        total = planned_epochs(run)
         if new is not None:
             if new and self.epochs and new[0]["epoch"] <= self.epochs[-1]["epoch"]:
                 self.epochs = [e for e in self.epochs if e["epoch"] < new[0]["epoch"]]
             self.epochs = self.epochs + new
-            self.query_one("#chart-acc", EpochChart).set_epochs(self.epochs)
-            self.query_one("#chart-loss", EpochChart).set_epochs(self.epochs)
+            for c in self.query(EpochChart):
+                c.set_epochs(self.epochs, total)
+                self.query_one(f"#legend-{c.kind}", Static).update(c.legend())
             self.updates += 1
+        if new is not None or run.get("status") != self._status:
+            self._status = run.get("status")  # the final extras (hits / n) come with the end
+            self.render_ident()
         if log is not None:
             start, offset, lines = log
             w = self.query_one(Log)
@@ -211,30 +283,46 @@ class DetailScreen(Screen):
                 w.clear()
             self._log_off = offset
             if lines:
-                w.write_lines(lines)
+                w.write_lines([format_event(x) for x in lines])
             self.query_one("#log-title", Static).update(
-                f"[b]Log[/b] [dim]{run.get('log_path') or 'no log yet'}[/dim]")
+                f"[b]Events[/b] [dim]{run.get('log_path') or 'no log yet'}[/dim]")
         self.render_info()
+
+    def render_ident(self) -> None:
+        ident = identification(self.epochs, self.run.get("extras"))
+        self.ident = ident
+        self.query_one("#chart-ident", IdentificationChart).set_identification(ident)
+        self.query_one("#legend-ident", Static).update(ident_legend(ident))
+        if ident is None:
+            method = self.run.get("method")
+            why = ("waiting for epoch t1, where TARF ranks the units" if method in IDENT_METHODS
+                   else f"{method_title(method)} does not identify a target (TARF and TARF-I do)")
+            self.query_one("#ident-summary", Static).update(Text(why, style="dim"))
+            self.query_one("#ident-table", Static).update("")
+            return
+        self.query_one("#ident-summary", Static).update(ident_summary(ident))
+        self.query_one("#ident-table", Static).update(ident_table(ident))
 
     def render_info(self) -> None:
         run = self.run
         case = CASES[run["case_no"] - 1] if run.get("case_no") else None
         cat = case.category if case else ""
         style = CATEGORY_STYLE.get(cat, "")
-        n = len(self.epochs)
-        total = run.get("epochs")
+        label, secs = run_time(run, self.app.clock())
         head = Text.assemble(
             (f"run {run['id']} ", "bold"), status_text(run["status"]),
-            f"  {run.get('method')} · {run.get('dataset')} · case {run.get('case_no')} ",
+            f"  {method_title(run.get('method'))} · {run.get('dataset')} · case {run.get('case_no')} ",
             (f"({cat})", style), f" · target {run.get('target') or 'default'} · forget "
-            f"{run.get('forget') or 'default'} · seed {run.get('seed')} · epochs {n}"
-            + (f"/{total}" if total else "")
-            + f" · {fmt_secs(run_seconds(run, self.app.clock()))} · started "
-              f"{fmt_time(run.get('started_at'))}")
+            f"{run.get('forget') or 'default'} · seed {run.get('seed')} · "
+            f"{epoch_progress(len(self.epochs), planned_epochs(run))} · {label} {fmt_secs(secs)}"
+            f" · started {fmt_time(run.get('started_at'))}")
+        if self.ident is not None and self.ident.hits is not None:
+            head.append(f" · identified {self.ident.hits}/{self.ident.n}", style="bold")
+            head.append(" (i: view)", style="dim")
         if run.get("error"):
             head.append(f"\n{run['error']}", style="red")
         self.query_one("#detail-head", Static).update(head)
-        self.query_one("#metrics", Static).update(metrics_table(run, self.epochs))
+        self.query_one("#metrics", Static).update(metrics_table(run, self.epochs, self.app.clock()))
         self.query_one("#tarf", Static).update(tarf_text(self.epochs))
         spec = run.get("spec") or {}
         self.query_one("#spec", Static).update(json.dumps(spec, indent=1, sort_keys=True))
@@ -242,6 +330,19 @@ class DetailScreen(Screen):
     # ---- actions -------------------------------------------------------------------------
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_identification(self) -> None:
+        sw = self.query_one(ContentSwitcher)
+        if sw.current == "view-ident":
+            sw.current = "view-epochs"
+            return
+        if self.ident is None and self.run.get("method") not in IDENT_METHODS:
+            self.notify(f"run {self.run_id} ({method_title(self.run.get('method'))}) has no target "
+                        "identification: TARF and TARF-I identify the target at t1",
+                        severity="warning")
+            return
+        sw.current = "view-ident"
+        self.render_ident()
 
     def action_cancel(self) -> None:
         from .dialogs import ConfirmScreen

@@ -16,15 +16,18 @@ from textual.widgets import Footer, Header, Input, Static
 from engine.cases import CASES
 from engine.store import ACTIVE
 
-from ..widgets.common import (CATEGORY_STYLE, data_stamp, fmt_num, fmt_secs, fmt_time,
-                              read_run_rows, run_seconds, status_text)
+from ..widgets.common import (CATEGORY_STYLE, data_stamp, fmt_num, fmt_run_time, fmt_time,
+                              method_title, planned_epochs, read_run_rows, run_seconds,
+                              status_text)
 from ..widgets.run_table import RunTable
 
-COLUMNS = (("id", "id", 5), ("status", "status", 13), ("dataset", "dataset", 9),
+COLUMNS = (("mark", "✓", 1), ("id", "id", 5), ("status", "status", 14), ("dataset", "dataset", 9),
            ("case", "case", 14), ("method", "method", 9), ("seed", "seed", 4),
            ("ua", "UA", 6), ("ra", "RA", 6), ("ta", "TA", 6), ("mia", "MIA", 6),
-           ("gap", "Gap", 6), ("time", "run time", 8), ("started", "started", 14))
-SORT_KEYS = [c[0] for c in COLUMNS]
+           ("gap", "Gap", 6), ("time", "run time", 11), ("started", "started", 14))
+# left out below 120 columns (80x24 keeps id, status, case, method, seed, UA..Gap)
+NARROW_HIDDEN = ("dataset", "mia", "time", "started")
+SORT_KEYS = [c[0] for c in COLUMNS if c[0] != "mark"]
 SHORT = {"all-matched": "matched", "target-mismatch": "target-mm", "model-mismatch": "model-mm",
          "data-mismatch": "data-mm", "similar-to-all-matched": "~matched",
          "different": "different", "impractical": "impractical"}
@@ -64,22 +67,23 @@ def matches(row: dict, query: str) -> bool:
     return True
 
 
-def row_cells(row: dict, now) -> tuple:
+def row_cells(row: dict, now, marked: bool = False) -> tuple:
     status = row["status"]
     extra = ""
-    if status == "running":
-        e = row.get("last_epoch")
-        if e is not None:
-            extra = f"{e + 1}/{row['epochs']}" if row.get("epochs") else f"e{e}"
+    if status == "running" and row.get("last_epoch") is not None:
+        done = row["last_epoch"] + 1
+        total = planned_epochs(row)
+        extra = f"{done}/{total}" if total else str(done)
     cat = CASES[row["case_no"] - 1].category if row.get("case_no") else ""
     live = status in ACTIVE
     metric = lambda k: Text(fmt_num(row.get(k), 1), style="italic grey62" if live else "")  # noqa: E731
-    return (str(row["id"]), status_text(status, extra), row.get("dataset") or "",
+    return (Text("●", style="bold yellow") if marked else "",
+            str(row["id"]), status_text(status, extra), row.get("dataset") or "",
             Text(f"{row['case_no']:>2} {SHORT.get(cat, cat)}", style=CATEGORY_STYLE.get(cat, "")),
-            row.get("method") or "", str(row.get("seed", "")),
+            method_title(row.get("method")), str(row.get("seed", "")),
             metric("ua"), metric("ra"), metric("ta"), metric("mia"),
             Text(fmt_num(row.get("gap"), 2), style="bold" if row.get("gap") is not None else ""),
-            fmt_secs(run_seconds(row, now)), fmt_time(row.get("started_at") or row.get("created_at")))
+            fmt_run_time(row, now), fmt_time(row.get("started_at") or row.get("created_at")))
 
 
 class RunsScreen(Screen):
@@ -89,6 +93,8 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Delete"),
         Binding("b", "rebuild", "Re-open in builder"),
         Binding("m", "compare", "Compare"),
+        Binding("space", "mark", "Mark"),
+        Binding("o", "overlay", "Overlay marked"),
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
@@ -104,6 +110,7 @@ class RunsScreen(Screen):
         self.sort_key = "id"
         self.sort_reverse = True
         self.query_text = ""
+        self.marked: set[int] = set()  # runs marked for the overlay (space)
         self._stamp: Any = None
         self._busy = False
         self.loaded = 0  # reads applied (tests wait on it)
@@ -122,6 +129,9 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.timer = self.set_interval(self.app.poll_s, self.poll, name="runs-poll")
         self.poll(force=True)
+
+    def on_resize(self, event) -> None:
+        self.query_one(RunTable).set_hidden(NARROW_HIDDEN if event.size.width < 120 else ())
 
     # ---- polling (paused while hidden) ---------------------------------------------------
     def on_screen_suspend(self) -> None:
@@ -162,7 +172,8 @@ class RunsScreen(Screen):
         if full:
             self.rows = rows
             self.by_id = {r["id"]: r for r in rows}
-            self.cells = {r["id"]: row_cells(r, now) for r in rows}
+            self.marked &= set(self.by_id)
+            self.cells = {r["id"]: row_cells(r, now, r["id"] in self.marked) for r in rows}
             self.render_table()
         else:
             changed = [r for r in rows if self.by_id.get(r["id"]) != r]
@@ -173,7 +184,7 @@ class RunsScreen(Screen):
                     old.update(r)  # self.rows holds the same dict
             for r in self.rows:  # running rows: their run time advances
                 if r["status"] == "running" or r in changed:
-                    self.cells[r["id"]] = row_cells(r, now)
+                    self.cells[r["id"]] = row_cells(r, now, r["id"] in self.marked)
             order = self.visible_ids()
             if order != self.shown:
                 self.render_table(order)
@@ -208,7 +219,8 @@ class RunsScreen(Screen):
         n_live = sum(1 for r in self.rows if r["status"] in ACTIVE)
         self.query_one("#runs-count", Static).update(
             f"{len(self.shown)}/{len(self.rows)} runs · {n_live} active · sort {self.sort_key}"
-            f"{' ↓' if self.sort_reverse else ' ↑'}")
+            f"{' ↓' if self.sort_reverse else ' ↑'}"
+            + (f" · {len(self.marked)} marked (o: overlay)" if self.marked else ""))
 
     # ---- actions -------------------------------------------------------------------------
     def selected(self) -> dict | None:
@@ -307,6 +319,27 @@ class RunsScreen(Screen):
             return
         self.app.bg(self.app.store.get_run, row["id"],
                     done=lambda r: r and self.app.open_builder_from(r["spec"]))
+
+    def action_mark(self) -> None:
+        """Mark / unmark the run under the cursor for the overlay, then move down."""
+        t = self.query_one(RunTable)
+        rid = t.cursor_key
+        if rid is None:
+            return
+        self.marked ^= {rid}
+        self.cells[rid] = row_cells(self.by_id[rid], self.app.clock(), rid in self.marked)
+        t.update_row(rid, self.cells[rid])
+        t.action_move(1)
+        self.render_count()
+
+    def action_overlay(self) -> None:
+        """One metric of the marked runs (or of the run under the cursor) on shared axes."""
+        ids = [i for i in self.shown if i in self.marked] or [
+            i for i in (self.query_one(RunTable).cursor_key,) if i is not None]
+        if not ids:
+            self.notify("mark runs with space first", severity="warning")
+            return
+        self.app.open_overlay(ids)
 
     def action_compare(self) -> None:
         row = self.selected()

@@ -48,7 +48,18 @@ class RunTable(ScrollView, can_focus=True):
         self.keys: list[int] = []
         self.cells: list[tuple] = []
         self.cursor = 0
+        self.hidden: frozenset[str] = frozenset()
         self._width = sum(w + 2 for _, _, w in columns)
+
+    def set_hidden(self, keys) -> None:
+        """Leave the columns ``keys`` out (narrow terminals); cells keep every column."""
+        keys = frozenset(keys)
+        if keys == self.hidden:
+            return
+        self.hidden = keys
+        self._width = sum(w + 2 for k, _, w in self.columns if k not in keys)
+        self.virtual_size = Size(self._width, len(self.keys) + 1)
+        self.refresh()
 
     # ---- data ----------------------------------------------------------------------------
     def set_rows(self, keys: list[int], cells: list[tuple], keep: int | None = None) -> None:
@@ -92,8 +103,9 @@ class RunTable(ScrollView, can_focus=True):
         if y == 0:  # header stays on top
             style = self.get_component_rich_style("run-table--header")
             segs = []
-            for _, label, w in self.columns:
-                segs += self._cell(Text(label), w, style)
+            for key, label, w in self.columns:
+                if key not in self.hidden:
+                    segs += self._cell(Text(label), w, style)
             return Strip(segs).crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
         i = y - 1 + scroll_y
         base = self.rich_style
@@ -107,8 +119,9 @@ class RunTable(ScrollView, can_focus=True):
         elif i == self.cursor:
             style = base + Style(reverse=False, bold=True, underline=True)
         segs = []
-        for (_, _, w), v in zip(self.columns, self.cells[i]):
-            segs += self._cell(v, w, style)
+        for (key, _, w), v in zip(self.columns, self.cells[i]):
+            if key not in self.hidden:
+                segs += self._cell(v, w, style)
         return Strip(segs).crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
 
     # ---- cursor --------------------------------------------------------------------------
@@ -144,6 +157,8 @@ class RunTable(ScrollView, can_focus=True):
         if y == 0:
             x = event.x + int(self.scroll_offset.x)
             for key, _, w in self.columns:
+                if key in self.hidden:
+                    continue
                 if x < w + 2:
                     self.post_message(self.HeaderClicked(key))
                     return
