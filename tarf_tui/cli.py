@@ -1,11 +1,13 @@
-"""The ``tarf-tui`` command. A thin shell (sqlite-utils' habit): each command parses its options,
-calls one library function and maps ``TarfError`` to one line on stderr and exit code 2.
+"""The ``tarf-tui`` command. A thin shell (sqlite-utils' habit): each command parses its options
+and calls one library function; ``cli_common`` holds the shared options and maps errors to exit
+codes in one place (``errors_to_exit_codes``).
 
     tarf-tui [--workspace DIR]          the Textual app (imported lazily)
     tarf-tui headless [OPTIONS]         batch runs, no Textual import
-    tarf-tui runs list|show|compare|export|cancel|rm
+    tarf-tui runs list|show|compare|export|cancel|rm|resume
     tarf-tui cases | datasets | methods
-Never imports torch; imports textual only for the app itself.
+Never imports torch; imports textual only for the app itself. Import order: ``cli`` ->
+``headless``, ``runs_cli`` -> ``cli_common`` (nothing imports ``cli``).
 """
 
 from __future__ import annotations
@@ -19,21 +21,20 @@ import typer
 
 from engine.errors import TarfError
 
+from .cli_common import JsonOpt, WorkspaceOpt, errors_to_exit_codes
+from .headless import headless_cmd
+from .options import DATASET_SIZES
+from .runs_cli import runs_app
+
 app = typer.Typer(
     name="tarf-tui", no_args_is_help=False, add_completion=False, rich_markup_mode=None,
     help="Class-wise unlearning experiments when labels and target concepts do not coincide (TARF).",
     context_settings={"help_option_names": ["-h", "--help"]})
 
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="TARF_HOME",
-                            help="Folder holding tarf.db, logs and the model cache (default ./tarf-runs).")
-
-
-def fail(err: Exception, code: int = 2) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code)
 
 
 @app.callback(invoke_without_command=True)
+@errors_to_exit_codes
 def _root(ctx: typer.Context, workspace: Optional[Path] = WorkspaceOpt,
           version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
     """Open the TUI when no command is given."""
@@ -43,22 +44,17 @@ def _root(ctx: typer.Context, workspace: Optional[Path] = WorkspaceOpt,
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         from .app import run_app  # Textual is imported only here
-        try:
-            run_app(workspace)
-        except TarfError as e:
-            fail(e)
+        run_app(workspace)
 
 
 @app.command("cases")
-def cases_cmd(as_json: bool = typer.Option(False, "--json", help="A JSON list of objects."),
+@errors_to_exit_codes
+def cases_cmd(as_json: bool = JsonOpt,
               layers: int = typer.Option(3, "--layers", help="2: Table 2's eight cases; 3: all 27.")):
     """The paper's task cases (Table 4), with categories; impractical ones flagged."""
     from engine.cases import cases_for
 
-    try:
-        rows = cases_for(layers)
-    except TarfError as e:
-        fail(e)
+    rows = cases_for(layers)
     if as_json:
         typer.echo(json.dumps([c.to_dict() for c in rows], indent=1))
         return
@@ -83,7 +79,8 @@ def cases_cmd(as_json: bool = typer.Option(False, "--json", help="A JSON list of
 
 
 @app.command("datasets")
-def datasets_cmd(as_json: bool = typer.Option(False, "--json"),
+@errors_to_exit_codes
+def datasets_cmd(as_json: bool = JsonOpt,
                  data_root: Optional[str] = typer.Option(None, "--data-root", help="Where CIFAR folders / the npz file are.")):
     """Datasets with availability and sizes."""
     from engine.datasets import DATASETS, default_data_root
@@ -91,10 +88,8 @@ def datasets_cmd(as_json: bool = typer.Option(False, "--json"),
     rows = []
     for name, info in DATASETS.items():
         ok, where = info.locate(data_root)
-        sizes = {"synthetic": "3600 train / 1224 test, 16x16, 12 classes",
-                 "cifar10": "50000 / 10000, 32x32, 10 classes", "cifar100": "50000 / 10000, 32x32, 100 classes",
-                 "npz": "as in the file"}.get(name, "")
-        rows.append({"name": name, "available": ok, "where": where, "sizes": sizes,
+        rows.append({"name": name, "available": ok, "where": where,
+                     "sizes": DATASET_SIZES.get(name, ""),
                      "hierarchy": info.default_hierarchy, "description": info.description})
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
@@ -106,25 +101,27 @@ def datasets_cmd(as_json: bool = typer.Option(False, "--json"),
 
 
 @app.command("methods")
-def methods_cmd(as_json: bool = typer.Option(False, "--json")):
-    """Unlearning methods with their parameters and defaults."""
-    from engine.methods.params import CATALOG, param_fields
+@errors_to_exit_codes
+def methods_cmd(as_json: bool = JsonOpt,
+                dataset: str = typer.Option("synthetic", "--dataset", help="Show the defaults that run on this dataset (synthetic, cifar10, cifar100, npz)."),
+                case: int = typer.Option(11, "--case", help="... and this case (some defaults depend on the task category)."),
+                method: Optional[str] = typer.Option(None, "--method", help="Only this method (any case).", show_default=False)):
+    """Unlearning methods with their parameters and the defaults that actually run for the
+    chosen dataset and case (override any with headless --set method.param=value)."""
+    from .methods_info import method_rows
 
-    rows = [{"name": n, "title": i.title, "description": i.description,
-             "params": param_fields(n), "dataset_defaults": {k: dict(v) for k, v in i.dataset_defaults.items()}}
-            for n, i in CATALOG.items()]
+    rows = method_rows(dataset, case, method)
     if as_json:
         typer.echo(json.dumps(rows, indent=1, default=str))
         return
+    typer.echo(f"defaults for dataset {dataset}, case {case} ({rows[0]['category'] if rows else ''})")
     for r in rows:
         typer.echo(f"{r['name']:<10} {r['title']:<10} {r['description']}")
         for p in r["params"]:
-            typer.echo(f"    {p['name']:<18} {p['type']:<6} = {p['default']!s:<12} {p['help']}")
+            mark = " *" if p["default"] != p["base_default"] else ""
+            typer.echo(f"    {p['name']:<18} {p['type']:<6} = {p['default']!s:<12} {p['help']}{mark}")
+    typer.echo("* differs from the method's generic default for this dataset or case")
 
-
-# headless and runs live in their own modules (no Textual, no torch); registered here.
-from .headless import headless_cmd  # noqa: E402
-from .runs_cli import runs_app  # noqa: E402
 
 app.command("headless")(headless_cmd)
 app.add_typer(runs_app, name="runs")
@@ -133,7 +130,7 @@ app.add_typer(runs_app, name="runs")
 def main() -> None:
     try:
         app()
-    except TarfError as e:  # a library error escaped a command: still one line
+    except TarfError as e:  # a library error escaped a command (a callback): still one line
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
 

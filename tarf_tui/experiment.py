@@ -6,9 +6,13 @@ Grid rules
 - Every option takes a comma list; the runs are the Cartesian product of all lists.
   ``--forget`` names *one request* per comma item; join several nodes of one request with
   ``+`` (``--forget boy+girl,baby`` is two requests: {boy, girl} and {baby}).
-- ``--method all`` means every catalogued method except ``retrained``.
+- ``--method all`` means every catalogued method except ``retrained``; method names are
+  case-insensitive (``Tarf`` is ``tarf``).
+- ``--seed`` items may be ranges: ``0-2`` is ``0,1,2`` (``options.parse_seeds``).
+- ``--recipe-epochs N`` sets ``RunSpec.recipe.epochs``: the epochs of the original model and of
+  the Retrained reference (default: the dataset's recipe). It is part of the experiment.
 - ``--set method.param=value`` (repeatable) is *not* split on commas (``scrub.lr_decay_epochs=3,5,9``
-  is one value). In a TOML grid, ``set`` is either a list of such strings or a table
+  is one value); a ``--set`` for a method that is not run is refused (nothing would use it). In a TOML grid, ``set`` is either a list of such strings or a table
   ``{"tarf.k" = [0.01, 0.02]}`` whose lists expand like every other key.
 - The Retrained reference of every experiment (one per seed) is added automatically and ordered
   first: the same spec with method ``retrained``, no method params (``--set retrained.*`` still
@@ -33,11 +37,10 @@ from typing import Any, Callable, Iterable, Mapping
 from engine.cases import get_case
 from engine.errors import InvalidSpec, TarfError, UnknownName
 from engine.methods.params import CATALOG, resolve_params
-from engine.spec import ARCHS, RunSpec, parse_set
-from engine.task import check, hierarchy_for, resolve_request
+from engine.spec import ARCHS, Recipe, RunSpec, parse_set
+from engine.task import check, hierarchy_for, normalise, resolve_request
 
-REFERENCE = "retrained"
-DEFAULT_METHODS = ("retrained", "ft", "ga", "tarf")  # the README's main job
+from .options import DEFAULT_METHODS, REFERENCE, method_name, seed_values
 
 
 def _int(name: str) -> Callable[[Any], int]:
@@ -106,6 +109,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "lr": ("lr", _float("lr")),
     "batch_size": ("batch_size", _int("batch-size")),
     "seed": ("seed", _int("seed")),
+    "recipe_epochs": ("recipe", _int("recipe-epochs")),
     "device": ("device", _str),
     "per_class": ("per_class", _int("per-class")),
     "allow_impractical": ("allow_impractical", _bool("allow-impractical")),
@@ -152,6 +156,13 @@ def _values(key: str, raw: Any) -> list[Any]:
             raise InvalidSpec(f"--{key.replace('_', '-')}: empty list")
     else:
         items = [raw]
+    if key == "seed":  # ranges: 0-2 = 0,1,2
+        items = [s for x in items for s in seed_values(x)]
+    if key == "recipe_epochs":
+        items = [Recipe(epochs=_positive("recipe-epochs", conv(x))) for x in items]
+        conv = _same
+    if key == "method":
+        conv = _method
     try:
         vals = [conv(x) for x in items]
     except InvalidSpec as e:
@@ -166,12 +177,26 @@ def _values(key: str, raw: Any) -> list[Any]:
     return out
 
 
+def _same(v: Any) -> Any:
+    return v
+
+
+def _positive(name: str, v: int) -> int:
+    if v < 1:
+        raise InvalidSpec(f"--{name}: expected an integer >= 1, got {v}")
+    return v
+
+
+def _method(v: Any) -> str:
+    name = _str(v)
+    return "all" if name.lower() == "all" else method_name(name)
+
+
 def _methods(values: list[str]) -> list[str]:
     out: list[str] = []
     for m in values:
-        names = [n for n in CATALOG.names() if n != REFERENCE] if m == "all" else [m]
+        names = [n for n in CATALOG.names() if n != REFERENCE] if m == "all" else [method_name(m)]
         for n in names:
-            CATALOG.get(n)  # UnknownName lists the methods
             if n not in out:
                 out.append(n)
     return out
@@ -248,12 +273,14 @@ def expand(options: Mapping[str, Any], grid: Mapping[str, Any] | None = None,
     warnings: list[str] = []
     single = user_methods[0] if len(user_methods) == 1 else None
     for combo in set_combos:
-        ps = parse_set(combo, single)
+        ps: dict[str, dict[str, Any]] = {}
+        for m, kv in parse_set(combo, single).items():
+            ps.setdefault(method_name(m), {}).update(kv)  # unknown: lists the methods
         for m in ps:
-            CATALOG.get(m)  # unknown method in --set: lists the methods
             if m != REFERENCE and m not in user_methods:
-                warnings.append(f"--set {m}.*: method {m!r} is not among the methods run "
-                                f"({', '.join(user_methods)}); ignored")
+                raise InvalidSpec(f"--set {m}.*: method {m!r} is not among the methods run "
+                                  f"({', '.join(user_methods) or REFERENCE}); add it to "
+                                  "--method or drop the --set")
         parsed_sets.append(ps)
 
     keys = list(axes)
@@ -297,17 +324,11 @@ def reference_of(spec: RunSpec, params: Mapping[str, Any] | None = None) -> RunS
 
 
 def _normalise(spec: RunSpec, validate: Callable[[RunSpec], str]) -> tuple[RunSpec, str]:
-    """Validate, then make the defaulted hierarchy / target / forget and the method's params
-    explicit. With the params written out, a run's spec hash names the settings it really
-    used: when a default changes (a new tuned value), a finished run of the old default is no
-    longer reused as if it were the new one."""
+    """Validate, then spell out everything the run's identity depends on (``task.normalise``:
+    defaulted nodes, resolved params, data and method versions): when a default, the generator
+    or a method's code changes, a finished run of the old one is no longer reused."""
     note = validate(spec)
-    hier = hierarchy_for(spec)
-    case, target, forget, _ = resolve_request(spec, hier)
-    params = resolve_params(spec.method, spec.params, spec.dataset, spec.epochs, spec.lr,
-                            case.category)
-    return spec.replace(hierarchy=spec.hierarchy or hier.name, target=target,
-                        forget=tuple(forget), params=asdict(params)), note
+    return normalise(spec), note
 
 
 # ---- run order -----------------------------------------------------------------------------
@@ -321,14 +342,17 @@ def original_key(spec: RunSpec) -> tuple:
             d["seed"])
 
 
-def plan(specs: list[RunSpec]) -> dict[int, set[int]]:
-    """For each index of ``specs``, the indices it must wait for (until they are terminal):
+def dependencies(specs: list[RunSpec]) -> dict[int, set[int]]:
+    """For each index of ``specs``, the indices it must wait for (until they are terminal);
+    ``planner.Scheduler`` applies it:
 
-    - a method run waits for the Retrained reference of its experiment and seed (so the
-      engine's reference cache is warm);
-    - among runs sharing an original model (``original_key``), the first one runs alone, and so
-      does the first non-Retrained one (the Retrained reference may not need the original), so
-      two engines never train the same uncached original at once.
+    - a method run waits for the Retrained reference of its experiment and seed: it reads the
+      reference's metrics for its Gap (and the engine's reference cache is warm);
+    - among runs sharing an original model (``original_key``) the first one runs alone, and so
+      does the first non-Retrained one, so two engines never train the same uncached original
+      at once (the engines share it through the content-addressed model cache). The Retrained
+      reference does not use the original model and the original does not need Retrained:
+      they are independent, and a method needs both.
     Runs of other experiments and seeds run side by side."""
     deps: dict[int, set[int]] = {i: set() for i in range(len(specs))}
     ref_of: dict[tuple[str, int], int] = {}
@@ -353,14 +377,26 @@ def plan(specs: list[RunSpec]) -> dict[int, set[int]]:
     return deps
 
 
+plan = dependencies  # the older name
+
+
 def describe(spec: RunSpec) -> str:
-    """A short one-line name for progress lines."""
+    """One line for progress and plan lines: the method's title, case, dataset, seed, the
+    unlearning epochs when given, the recipe epochs when given, and only the method params
+    that differ from that method's defaults for this dataset and case (specs carry every
+    param written out, see ``_normalise``)."""
     title = CATALOG.get(spec.method).title if spec.method in CATALOG else spec.method
-    extra = "".join(f" {k}={v}" for k, v in sorted(spec.params.items()))
+    try:
+        base = asdict(resolve_params(spec.method, {}, spec.dataset, spec.epochs, spec.lr,
+                                     get_case(spec.case).category))
+    except TarfError:
+        base = {}
+    extra = "".join(f" {k}={v}" for k, v in sorted(spec.params.items()) if base.get(k) != v)
     return (f"{title} case {spec.case} {spec.dataset} seed {spec.seed}"
-            + (f" epochs {spec.epochs}" if spec.epochs else "") + extra)
+            + (f" epochs {spec.epochs}" if spec.epochs else "")
+            + (f" recipe-epochs {spec.recipe.epochs}" if spec.recipe.epochs else "") + extra)
 
 
 __all__ = ["DEFAULT_METHODS", "Expansion", "GRID_KEYS", "KEYS", "REFERENCE", "TarfError",
-           "arch_names", "describe", "expand", "load_grid", "original_key", "plan",
+           "arch_names", "dependencies", "describe", "expand", "load_grid", "original_key", "plan",
            "reference_of"]

@@ -4,19 +4,16 @@ Output contract: the table (in ``--format``) is the only thing on stdout; progre
 stderr (rich progress bars on a terminal, plain timestamped lines otherwise). Exit codes: 0 every
 run finished, 1 some run failed, diverged or was killed, 2 bad input (nothing started),
 130 interrupted (Ctrl-C / SIGTERM: the engines started here are cancelled and marked killed).
+``--dry-run`` prints the plan (``planner.Plan.render``) on stdout and starts nothing.
 
-``run_headless`` holds the logic and needs no terminal; ``headless_cmd`` is the typer command
-(registered in ``cli.py``). Never imports textual, plotext or torch.
-
-``TARF_ENGINE_CMD`` (for tests): the engine command line to use instead of
-``python -m engine``, e.g. ``TARF_ENGINE_CMD="python tests/fake_engine.py"``.
+``run_headless`` holds the logic and needs no terminal: it plans (``planner.make_plan``) and
+hands the plan to ``drive``, which ``tarf-tui runs resume`` uses too; ``headless_cmd`` is the
+typer command (registered in ``cli.py``). Never imports textual, plotext or torch.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -29,21 +26,18 @@ import typer
 
 from engine.errors import DataMissing, InvalidSpec, TarfError, UnknownName
 from engine.spec import RunSpec
-from engine.store import TERMINAL, Store, Workspace
+from engine.store import TERMINAL, Workspace
 from engine.task import check
 
 from . import compare
-from .experiment import REFERENCE, describe, expand, load_grid, plan
-from .launcher import ENGINE_PATH, Launcher, LocalExecutor, Pool
+from .cli_common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, WorkspaceOpt,
+                         errors_to_exit_codes, workspace_of)
+from .experiment import REFERENCE, describe, load_grid
+from .launcher import ENGINE_PATH, engine_cmd_from_env
+from .logs import phase_text, pretrain_state
+from .planner import Plan, Scheduler, make_plan, plan_specs
 
-ENGINE_CMD_ENV = "TARF_ENGINE_CMD"
 CANCEL_TIMEOUT_S = 5.0  # SIGTERM -> SIGKILL grace when interrupted
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def engine_cmd_from_env() -> list[str] | None:
-    raw = os.environ.get(ENGINE_CMD_ENV, "").strip()
-    return shlex.split(raw) if raw else None
 
 
 # ---- progress ------------------------------------------------------------------------------
@@ -53,7 +47,8 @@ class PlainProgress:
     def __init__(self, stream: TextIO, total: int):
         self.stream, self.total, self.done = stream, total, 0
         self._epochs: dict[int, int] = {}
-        self._pre: dict[int, tuple[str, int]] = {}
+        self._pre: dict[int, Any] = {}
+        self._t0 = time.monotonic()
 
     def _line(self, text: str) -> None:
         self.stream.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
@@ -77,10 +72,16 @@ class PlainProgress:
             self._line(f"run {rid} training the {kind} model: epoch {epoch}"
                        + (f"/{epochs}" if epochs else ""))
 
+    def phase(self, rid: int, text: str) -> None:
+        if self._pre.get(rid) != text:
+            self._pre[rid] = text
+            self._line(f"run {rid}: {text}")
+
     def ended(self, rid: int, desc: str, status: str, detail: str) -> None:
         self.done += 1
         self._line(f"run {rid} {status} ({self.done}/{self.total}): {desc}"
-                   + (f"; {detail}" if detail else ""))
+                   + (f"; {detail}" if detail else "")
+                   + eta_text(time.monotonic() - self._t0, self.done, self.total))
 
     def close(self) -> None:
         pass
@@ -121,6 +122,10 @@ class RichProgress:
             self.progress.update(self.tasks[rid], completed=epoch, total=epochs,
                                  description=f"{self.descs.get(rid, '')} [{kind} model]")
 
+    def phase(self, rid: int, text: str) -> None:
+        if rid in self.tasks:
+            self.progress.update(self.tasks[rid], description=f"{self.descs.get(rid, '')} [{text}]")
+
     def ended(self, rid: int, desc: str, status: str, detail: str) -> None:
         if rid in self.tasks:
             self.progress.remove_task(self.tasks.pop(rid))
@@ -129,6 +134,15 @@ class RichProgress:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def eta_text(elapsed_s: float, done: int, total: int) -> str:
+    """``"; eta 1m20s"`` for the runs left, from the mean time per run so far ("" when done)."""
+    if done <= 0 or done >= total:
+        return ""
+    left = elapsed_s / done * (total - done)
+    m, sec = divmod(int(round(left)), 60)
+    return f"; eta {m}m{sec:02d}s" if m else f"; eta {sec}s"
 
 
 def make_progress(stream: TextIO, total: int, rich: bool | None = None):
@@ -175,11 +189,13 @@ class HeadlessResult:
     new_ids: list[int]  # the runs started by this invocation
     statuses: dict[int, str] = field(default_factory=dict)
     output: str = ""  # what went to stdout
+    plan: Plan | None = None
 
 
-def _planned_epochs(spec: RunSpec) -> int | None:
-    """Epoch rows the run will write, when known without data (None for Retrained, whose
-    count is the dataset's recipe)."""
+def planned_epochs(spec: RunSpec) -> int | None:
+    """Epoch rows the run will write, when known without data: the method's epochs; for
+    Retrained the recipe epochs when the spec gives them (else the dataset's recipe, which
+    the engine's log tells once it starts)."""
     if spec.method == REFERENCE:
         return spec.recipe.epochs or None
     try:
@@ -193,14 +209,23 @@ def _planned_epochs(spec: RunSpec) -> int | None:
         return None
 
 
+def _recipe_epochs_of(run: dict | None) -> int | None:
+    from .logs import last_event
+
+    ev = last_event((run or {}).get("log_path"), "task")
+    v = (ev or {}).get("recipe_epochs")
+    return v if isinstance(v, int) else None
+
+
 def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
                  grid_file: str | os.PathLike | None = None,
                  workspace: str | os.PathLike | None = None, workers: int = 1,
                  rerun: bool = False, fmt: str = "table", download: bool = False,
-                 engine_cmd: list[str] | None = None, out: TextIO | None = None,
-                 err: TextIO | None = None, poll_s: float = 0.2,
+                 dry_run: bool = False, engine_cmd: list[str] | None = None,
+                 out: TextIO | None = None, err: TextIO | None = None, poll_s: float = 0.2,
                  rich_progress: bool | None = None, handle_sigterm: bool = True) -> HeadlessResult:
-    """Validate, submit, run (``workers`` engines at once) and print the table.
+    """Validate, plan, run (``workers`` engines at once) and print the table; with
+    ``dry_run`` print the plan instead and start nothing.
 
     ``options``: grid keys (see ``experiment.KEYS``) -> raw value or None. Raises
     ``TarfError`` on bad input before anything starts. A finished run of an identical spec is
@@ -212,19 +237,33 @@ def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidSpec(f"--workers must be an integer >= 1, got {workers!r}")
     grid = load_grid(grid_file) if grid_file else None
-    exp = expand(options, grid, sets, validate=_downloading_check(err) if download else check)
-    for w in exp.warnings:
-        err.write(f"warning: {w}\n")
-    specs = exp.specs
-    deps = plan(specs)
-
+    validate = _downloading_check(err) if download and not dry_run else check
     ws = Workspace(workspace)
-    store = ws.store()  # DamagedFile (exit 2) on a file that is not ours; nothing written
+    if dry_run:  # reads the workspace when it has one; writes nothing
+        store = ws.open(write=False) if (ws.path / "tarf.db").exists() or ws.path.is_file() else None
+        try:
+            plan = make_plan(options, grid=grid, sets=sets, store=store, rerun=rerun,
+                             validate=validate)
+        finally:
+            if store is not None:
+                store.close()
+        for w in plan.warnings:
+            err.write(f"warning: {w}\n")
+        text = plan.render()
+        out.write(text)
+        out.flush()
+        return HeadlessResult(EXIT_OK, [s.run_id for s in plan.steps if s.run_id is not None],
+                              [], output=text, plan=plan)
+    plan = make_plan(options, grid=grid, sets=sets, rerun=rerun, validate=validate)
+    store = ws.open(write=True)  # one line (exit 2) on a read-only or damaged workspace
     try:
-        return _run(store, specs, deps, exp.notes, workers=workers, rerun=rerun, fmt=fmt,
-                    engine_cmd=engine_cmd if engine_cmd is not None else engine_cmd_from_env(),
-                    out=out, err=err, poll_s=poll_s, rich_progress=rich_progress,
-                    handle_sigterm=handle_sigterm)
+        plan = plan_specs(plan.specs, store, rerun, plan.notes, plan.warnings)  # + reuse
+        for w in plan.warnings:
+            err.write(f"warning: {w}\n")
+        sched = Scheduler.local(store, engine_cmd if engine_cmd is not None else engine_cmd_from_env(),
+                                workers)
+        return drive(sched, plan=plan, fmt=fmt, out=out, err=err, poll_s=poll_s,
+                     rich_progress=rich_progress, handle_sigterm=handle_sigterm)
     finally:
         store.close()
 
@@ -233,14 +272,13 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt()
 
 
-def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: list[str], *,
-         workers: int, rerun: bool, fmt: str, engine_cmd: list[str] | None, out: TextIO,
-         err: TextIO, poll_s: float, rich_progress: bool | None,
-         handle_sigterm: bool) -> HeadlessResult:
-    launcher = Launcher(store, LocalExecutor(store.path, engine_cmd))
-    ids: list[int] = []
-    new: list[int] = []  # indices into specs
-    new_ids: list[int] = []
+def drive(sched: Scheduler, *, plan: Plan | None = None, resume: Iterable[int] | None = None,
+          fmt: str = "table", out: TextIO, err: TextIO, poll_s: float = 0.2,
+          rich_progress: bool | None = None, handle_sigterm: bool = True) -> HeadlessResult:
+    """Submit ``plan`` (or resume the queued runs ``resume``; an empty list = all of them),
+    run until every run is terminal while showing progress on ``err``, print the table on
+    ``out``. Ctrl-C / SIGTERM cancels the runs started here (exit 130)."""
+    store = sched.store
     progress = None
     old_term = None
     if handle_sigterm and hasattr(signal, "SIGTERM"):
@@ -248,54 +286,48 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
             old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         except ValueError:  # not the main thread
             old_term = None
+    ids: list[int] = []
+    new_ids: list[int] = []
     try:
-        for i, spec in enumerate(specs):
-            done = None if rerun else store.find_finished(spec.hash())
-            if done is not None:
-                ids.append(int(done["id"]))
-            else:
-                ids.append(launcher.submit(spec))
-                new.append(i)
-                new_ids.append(ids[-1])
-        for n in notes:
-            err.write(f"{n}\n")
-        reused = len(specs) - len(new)
-        err.write(f"{len(specs)} runs: {len(new)} to run"
-                  + (f", {reused} reused (already finished; --rerun runs them again)" if reused else "")
-                  + f"; workspace {store.path.parent}\n")
-        err.flush()
-
-        desc = {ids[i]: describe(specs[i]) for i in range(len(specs))}
-        total_epochs = {ids[i]: _planned_epochs(specs[i]) for i in new}
-        waiting = list(new)
-        pool = Pool(launcher, workers)
-        progress = make_progress(err, len(new), rich_progress)
+        if plan is not None:
+            for n in plan.notes:
+                err.write(f"{n}\n")
+            err.write(f"{plan.summary()}; workspace {store.path.parent}\n")
+            err.flush()
+            ids = sched.submit(plan)
+            new_ids = [rid for st, rid in zip(plan.steps, ids) if st.action == "start"]
+            specs = {rid: st.spec for st, rid in zip(plan.steps, ids)}
+        else:
+            ids = new_ids = sched.resume(list(resume) or None if resume is not None else None)
+            specs = {}
+            for rid in ids:
+                row = store.get_run(rid) or {}
+                try:
+                    specs[rid] = RunSpec.from_dict(row.get("spec") or {})
+                except TarfError:
+                    pass
+            err.write(f"{len(ids)} queued runs resumed; workspace {store.path.parent}\n")
+            err.flush()
+        desc = {rid: describe(s) for rid, s in specs.items()}
+        total_epochs = {rid: planned_epochs(specs[rid]) if rid in specs else None for rid in new_ids}
+        progress = make_progress(err, len(new_ids), rich_progress)
         announced: set[int] = set()
         ended: set[int] = set()
         while True:
-            statuses = store.statuses(ids)
-            for i in list(waiting):
-                if all(statuses.get(ids[d]) in TERMINAL for d in deps[i]):
-                    pool.add(ids[i])
-                    waiting.remove(i)
-            pool.tick()
+            sched.tick()
             statuses = store.statuses(new_ids)
             for rid in new_ids:
                 s = statuses.get(rid)
                 if s == "running" and rid not in announced:
                     announced.add(rid)
-                    progress.started(rid, desc[rid], total_epochs[rid])
+                    progress.started(rid, desc.get(rid, f"run {rid}"), total_epochs[rid])
                 if s == "running":
-                    n, total = len(store.epochs(rid)), total_epochs[rid]
-                    pre = pretrain_state(store.get_run(rid)) if n == 0 else None
-                    if pre is not None:  # the shared original model is being trained first
-                        progress.pretrain(rid, *pre)
-                    else:
-                        progress.epoch(rid, min(n, total) if total else n, total)
-                if s in TERMINAL and rid not in ended:
+                    _show(progress, store, rid, total_epochs)
+                if (s in TERMINAL or s is None) and rid not in ended:
                     ended.add(rid)
-                    progress.ended(rid, desc[rid], s, _detail(store.get_run(rid)))
-            if not waiting and len(ended) == len(new_ids):
+                    progress.ended(rid, desc.get(rid, f"run {rid}"), s or "deleted",
+                                   _detail(store.get_run(rid)))
+            if len(ended) == len(new_ids) and sched.is_done(ids):
                 break
             time.sleep(poll_s)
     except KeyboardInterrupt:
@@ -307,13 +339,13 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
             live = [r for r, s in store.statuses(new_ids).items() if s not in TERMINAL]
             err.write(f"interrupted: cancelling {len(live)} runs\n")
             err.flush()
-            final = launcher.cancel_many(live, timeout=CANCEL_TIMEOUT_S) if live else {}
+            final = sched.cancel(live, timeout=CANCEL_TIMEOUT_S) if live else {}
             killed = sum(1 for s in final.values() if s == "killed")
             err.write(f"{killed} runs marked killed\n")
             err.flush()
         finally:
             signal.signal(signal.SIGINT, prev_int)
-        return HeadlessResult(EXIT_INTERRUPTED, ids, new_ids, store.statuses(ids))
+        return HeadlessResult(EXIT_INTERRUPTED, ids, new_ids, store.statuses(ids), plan=plan)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
@@ -321,8 +353,8 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
 
     statuses = store.statuses(ids)
     rows = [store.get_run(r) for r in dict.fromkeys(ids)]
-    text = compare.render(compare.build([r for r in rows if r]), fmt,
-                          color=fmt == "table" and out.isatty() if hasattr(out, "isatty") else False)
+    color = fmt == "table" and out.isatty() if hasattr(out, "isatty") else False
+    text = compare.render(compare.build([r for r in rows if r]), fmt, color=color)
     out.write(text if text.endswith("\n") else text + "\n")
     out.flush()
     bad = {r: s for r, s in statuses.items() if r in new_ids and s != "finished"}
@@ -334,37 +366,29 @@ def _run(store: Store, specs: list[RunSpec], deps: dict[int, set[int]], notes: l
         run = store.get_run(rid) or {}
         err.write(f"run {rid} {s}: {run.get('error') or ''} (log: {run.get('log_path')})\n")
     err.flush()
-    return HeadlessResult(EXIT_FAILED if bad else EXIT_OK, ids, new_ids, statuses, text)
+    return HeadlessResult(EXIT_FAILED if bad else EXIT_OK, ids, new_ids, statuses, text, plan)
 
 
-def pretrain_state(run: dict | None, tail_bytes: int = 8192) -> tuple[str, int, int | None] | None:
-    """(kind, epoch, epochs) of the last ``pretrain`` event in a run's engine log, or None.
-
-    The engine prints one JSON line per epoch while it trains the original model (or the
-    Retrained reference) before any epoch row exists; reading the log's tail shows that phase
-    instead of a bar stuck at 0. A missing or unreadable log is simply no information."""
-    path = (run or {}).get("log_path")
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - tail_bytes))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if '"pretrain"' not in line:
-            continue
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        if ev.get("event") == "pretrain" and isinstance(ev.get("epoch"), int):
-            epochs = ev.get("epochs")
-            return str(ev.get("kind") or "original"), ev["epoch"], epochs if isinstance(epochs, int) else None
-    return None
+def _show(progress: Any, store: Any, rid: int, total_epochs: dict[int, int | None]) -> None:
+    """One running run's progress: its epochs with their total; before the first epoch row,
+    the original model's / Retrained's training epochs or what the engine is preparing."""
+    n = len(store.epochs(rid))
+    if n:
+        total = total_epochs.get(rid)
+        if total is None:  # Retrained at the dataset's recipe: the engine's log says how many
+            total = total_epochs[rid] = _recipe_epochs_of(store.get_run(rid))
+        # Retrained writes one row per epoch from 0; methods write epoch 0 (before the first
+        # step) and then one per epoch: the count shown is the epochs done
+        done = min(n, total) if total else n
+        progress.epoch(rid, done, total)
+        return
+    run = store.get_run(rid)
+    pre = pretrain_state(run)
+    text = phase_text(run)
+    if pre is not None and text is not None and "epoch" in text:
+        progress.pretrain(rid, *pre)
+    elif text is not None:
+        progress.phase(rid, text)
 
 
 def _detail(run: dict | None) -> str:
@@ -374,7 +398,7 @@ def _detail(run: dict | None) -> str:
         parts = [f"{k}={run[k]:.1f}%" for k in ("ua", "ra", "ta", "gap")
                  if run.get(k) is not None]
         if run.get("rte_s") is not None:
-            parts.append(f"{run['rte_s']:.1f} s")
+            parts.append(f"RTE {run['rte_s']:.1f} s")
         return " ".join(parts)
     return run.get("error") or ""
 
@@ -384,6 +408,7 @@ def _o(name: str, metavar: str, help: str):
     return typer.Option(None, name, help=help, show_default=False, metavar=metavar)
 
 
+@errors_to_exit_codes
 def headless_cmd(
     ctx: typer.Context,
     dataset: Optional[str] = _o("--dataset", "NAME[,NAME]", help="Dataset(s): synthetic (default), cifar10, cifar100, npz."),
@@ -393,41 +418,34 @@ def headless_cmd(
     case: Optional[str] = _o("--case", "N[,N]", help="Table 4 case number(s), e.g. 11 or 10,11,12,13; default 11."),
     target: Optional[str] = _o("--target", "NAME[,NAME]", help="Target concept at L_T (default: the paper's)."),
     forget: Optional[str] = _o("--forget", "NAME[+NAME][,..]", help="Forgetting nodes at L_D; a,b = two requests, a+b = one request forgetting both."),
-    method: Optional[str] = _o("--method", "NAME[,NAME]|all", help="Method(s) or 'all' (default ft,ga,tarf); the Retrained reference is always added."),
+    method: Optional[str] = _o("--method", "NAME[,NAME]|all", help="Method(s) or 'all' (default ft,ga,tarf; any case); the Retrained reference is always added."),
     arch: Optional[str] = _o("--arch", "NAME[,NAME]", help="Model(s): smallcnn (default), resnet18, vgg19, wrn28-10, wrn16-4."),
-    epochs: Optional[str] = _o("--epochs", "N[,N]", help="Unlearning epochs (default: each method's)."),
+    epochs: Optional[str] = _o("--epochs", "N[,N]", help="Unlearning epochs (default: each method's); the original model and Retrained follow --recipe-epochs."),
+    recipe_epochs: Optional[str] = _o("--recipe-epochs", "N[,N]", help="Epochs of the original model and of Retrained (default: the dataset's recipe, 10 embedded, 30 CIFAR)."),
     lr: Optional[str] = _o("--lr", "X[,X]", help="Unlearning learning rate (default: each method's)."),
     batch_size: Optional[str] = _o("--batch-size", "N[,N]", help="Unlearning batch size (default 128)."),
-    seed: Optional[str] = _o("--seed", "N[,N]", help="Seed(s), e.g. 0,1,2: the table shows mean and std over them."),
+    seed: Optional[str] = _o("--seed", "N[,N]|A-B", help="Seed(s), e.g. 0,1,2 or 0-2: the table shows mean and std over them."),
     device: Optional[str] = _o("--device", "DEV", help="auto (default), cpu, cuda, cuda:N."),
     per_class: Optional[str] = _o("--per-class", "N[,N]", help="Cut the training set to N images per class."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="M.P=V", help="method.param=value (repeatable), e.g. tarf.k=0.04.", show_default=False),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="M.P=V", help="method.param=value (repeatable), e.g. tarf.k=0.04; the method must be among those run.", show_default=False),
     grid: Optional[Path] = typer.Option(None, "--grid", metavar="FILE.toml", help="TOML file with the same keys; lists expand to a grid.", show_default=False),
     workers: int = typer.Option(1, "--workers", metavar="N", help="Engines running at once."),
     rerun: bool = typer.Option(False, "--rerun", help="Run specs that already finished again (default: reuse them)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs to start, runs reused) and start nothing."),
     allow_impractical: bool = typer.Option(False, "--allow-impractical", help="Allow impractical cases (L_D coarser than L_T)."),
     download: bool = typer.Option(False, "--download", help="Download a missing CIFAR dataset first."),
-    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", envvar="TARF_HOME", help="Folder holding tarf.db, logs and the model cache (default ./tarf-runs).", show_default=False),
+    workspace: Optional[Path] = WorkspaceOpt,
     fmt: str = typer.Option("table", "--format", metavar="table|md|csv|json|latex", help="Output: table, md, csv, json or latex."),
 ) -> None:
     """Run one experiment or a grid and print the comparison table (stdout); progress on
     stderr. With no options: the embedded dataset, case 11 (target mismatch), Retrained, FT, GA
     and TARF. Exit 0 all finished, 1 a run failed, 2 bad input, 130 interrupted."""
-    from .cli import fail
-
-    if workspace is None:
-        workspace = ctx.find_root().params.get("workspace")
     options = {"dataset": dataset, "data_root": data_root, "hierarchy": hierarchy,
                "subsets": subsets, "case": case, "target": target, "forget": forget,
-               "method": method, "arch": arch, "epochs": epochs, "lr": lr,
-               "batch_size": batch_size, "seed": seed, "device": device, "per_class": per_class,
-               "allow_impractical": True if allow_impractical else None}
-    try:
-        res = run_headless(options, sets=set_ or (), grid_file=grid, workspace=workspace,
-                           workers=workers, rerun=rerun, fmt=fmt, download=download)
-    except TarfError as e:
-        fail(e)
-    except KeyboardInterrupt:  # during validation: nothing was started
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+               "method": method, "arch": arch, "epochs": epochs, "recipe_epochs": recipe_epochs,
+               "lr": lr, "batch_size": batch_size, "seed": seed, "device": device,
+               "per_class": per_class, "allow_impractical": True if allow_impractical else None}
+    res = run_headless(options, sets=set_ or (), grid_file=grid,
+                       workspace=workspace_of(ctx, workspace), workers=workers, rerun=rerun,
+                       fmt=fmt, download=download, dry_run=dry_run)
     raise typer.Exit(res.exit_code)

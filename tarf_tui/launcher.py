@@ -36,13 +36,26 @@ from engine.store import ACTIVE, Store, age_s
 
 ENGINE_PATH = str(Path(engine.__file__).resolve().parent.parent)  # folder holding `engine`
 STALE_AFTER_S = 120.0  # a running engine silent for this long is declared failed
+ENGINE_CMD_ENV = "TARF_ENGINE_CMD"  # tests and demos: a fake engine command line
+
+
+def engine_cmd_from_env() -> list[str] | None:
+    """``$TARF_ENGINE_CMD`` split as a shell would (None when unset): the one place it is read.
+    ``LocalExecutor`` uses it when given no command, e.g.
+    ``TARF_ENGINE_CMD="python tests/fake_engine.py"``."""
+    raw = os.environ.get(ENGINE_CMD_ENV, "").strip()
+    return shlex.split(raw) if raw else None
 
 
 # ---- executors -----------------------------------------------------------------------------
 @runtime_checkable
 class Executor(Protocol):
     def start(self, run_id: int) -> Any:
-        """Launch the engine for ``run_id``; return an opaque handle."""
+        """Launch the engine for ``run_id``; return an opaque handle. Its ``pid`` (and
+        optional ``host``, ``log_path``) are written to the row; a handle with ``pid`` None
+        leaves the row queued until the engine reports in. An executor may set a
+        ``stale_after`` attribute (seconds, or None: trust ``alive`` and never declare a
+        silent engine dead) in place of the launcher's heartbeat limit."""
 
     def alive(self, handle: Any) -> bool:
         """Whether the engine behind ``handle`` is still running."""
@@ -56,6 +69,13 @@ class Executor(Protocol):
     def adopt(self, run: dict) -> Any | None:
         """A handle for a run started elsewhere (another process, an earlier session), from
         its row; None when this executor cannot reach it."""
+
+    # Optional (looked up with getattr, not part of the protocol):
+    #   start_many(run_ids) -> list[handle]: start several runs in one call (a job array);
+    #     ``Pool.tick`` hands it every run it may start at once.
+    #   sync(store) -> list[int]: bring the store up to date with engines that do not write it
+    #     themselves; called at the start of every ``Launcher.reap``.
+    #   stale_after: see ``start``.
 
 
 @dataclass
@@ -111,11 +131,13 @@ def pid_runs_engine(pid: int, run_id: int | None = None) -> bool:
 
 class LocalExecutor:
     """Engines as local subprocesses, each in its own session (so signals reach its children
-    too), stdin closed, stdout and stderr appended to ``<db folder>/logs/run-<id>.log``."""
+    too), stdin closed, stdout and stderr appended to ``<db folder>/logs/run-<id>.log``.
+    ``engine_cmd`` None: ``$TARF_ENGINE_CMD`` when set, else ``python -m engine``."""
 
     def __init__(self, db_path: str | os.PathLike, engine_cmd: list[str] | None = None,
                  env: dict[str, str] | None = None):
         self.db_path = Path(db_path).absolute()
+        engine_cmd = engine_cmd or engine_cmd_from_env()
         self.engine_cmd = list(engine_cmd) if engine_cmd else [sys.executable, "-m", "engine"]
         self.env = dict(env or {})
         self.host = socket.gethostname()
@@ -210,22 +232,60 @@ class Launcher:
 
     def start(self, run_id: int) -> Any:
         """Spawn the engine of a queued run; returns the executor's handle."""
-        run = self.store.get_run(run_id)
-        if run is None:
-            raise TarfError(f"no run {run_id}")
-        if run["status"] != "queued":
-            raise TarfError(f"run {run_id} is {run['status']}, not queued")
+        self._check_queued(run_id)
         try:
             handle = self.executor.start(run_id)
         except OSError as e:
             self.store.mark(run_id, "failed", error=f"could not start the engine: {e}",
                             expect=("queued",))
             raise TarfError(f"could not start the engine for run {run_id}: {e}") from None
+        return self._started(run_id, handle)
+
+    def start_many(self, run_ids: Iterable[int]) -> list[int]:
+        """Start several queued runs: in one call when the executor has ``start_many``, else
+        one by one. Returns the ids started (a run that could not start is marked failed)."""
+        ids = []
+        for rid in run_ids:
+            try:
+                self._check_queued(rid)
+            except TarfError:
+                continue
+            ids.append(int(rid))
+        many = getattr(self.executor, "start_many", None)
+        if many is None or not ids:
+            started = []
+            for rid in ids:
+                try:
+                    self.start(rid)
+                except TarfError:
+                    continue
+                started.append(rid)
+            return started
+        try:
+            handles = list(many(ids))
+        except OSError as e:
+            for rid in ids:
+                self.store.mark(rid, "failed", error=f"could not start the engine: {e}",
+                                expect=("queued",))
+            return []
+        for rid, h in zip(ids, handles):
+            self._started(rid, h)
+        return ids[:len(handles)]
+
+    def _check_queued(self, run_id: int) -> None:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise TarfError(f"no run {run_id}")
+        if run["status"] != "queued":
+            raise TarfError(f"run {run_id} is {run['status']}, not queued")
+
+    def _started(self, run_id: int, handle: Any) -> Any:
         self._handles[run_id] = handle
         log_path = getattr(handle, "log_path", None)
         pid = getattr(handle, "pid", None)
         # The engine may have reported in (or even finished) already: then only the log path.
-        launched = pid is not None and self.store.mark_launched(run_id, pid, log_path=log_path)
+        launched = pid is not None and self.store.mark_launched(
+            run_id, pid, host=getattr(handle, "host", None), log_path=log_path)
         if not launched and log_path is not None:
             self.store.set_log_path(run_id, log_path)
         return handle
@@ -290,7 +350,11 @@ class Launcher:
         """Mark ``failed`` every ``running`` run whose engine is gone (its pid is dead on this
         host) or silent (no heartbeat for ``stale_after`` seconds; a silent engine that is
         still alive is killed). Returns the ids marked."""
-        stale_after = self.stale_after if stale_after is None else stale_after
+        if self.store.read_only:  # nothing can be marked; readers show the rows as they are
+            return []
+        self.sync()
+        if stale_after is None:
+            stale_after = getattr(self.executor, "stale_after", self.stale_after)
         # Poll our own children first: this reaps their zombies.
         exited = {rid: getattr(h, "returncode", None)
                   for rid, h in self._handles.items() if not self.executor.alive(h)}
@@ -309,7 +373,7 @@ class Launcher:
                 reason = (f"engine (pid {pid}) died without finishing"
                           + (f" (exit code {code})" if code is not None else "")
                           + f"; last heartbeat {last}")
-            elif beat is None or beat > stale_after:
+            elif stale_after is not None and (beat is None or beat > stale_after):
                 reason = (f"engine (pid {pid}) silent for "
                           + (f"{beat:.0f} s" if beat is not None else "ever")
                           + f" (more than {stale_after:g} s); last heartbeat {last}")
@@ -325,6 +389,11 @@ class Launcher:
         for rid in exited:
             self._handles.pop(rid, None)
         return reaped
+
+    def sync(self) -> list[int]:
+        """The executor's ``sync(store)`` when it has one (see ``Executor``)."""
+        fn = getattr(self.executor, "sync", None)
+        return list(fn(self.store) or []) if fn is not None and not self.store.read_only else []
 
     def list_runs(self, **filters) -> list[dict]:
         """``Store.list_runs`` after a ``reap``: what front ends show."""
@@ -403,15 +472,10 @@ class Pool:
         # engine that has written "finished" may still be releasing the GPU).
         alive = self.launcher.running_handles()
         running = sum(1 for r in self.run_ids if statuses.get(r) == "running" or r in alive)
-        started = []
-        while self._queue and running < self.workers:
-            rid = self._queue.pop(0)
-            try:
-                self.launcher.start(rid)
-            except TarfError:
-                continue  # marked failed (or no longer queued); counted below
-            started.append(rid)
-            running += 1
+        free = max(0, self.workers - running)
+        ready, self._queue = self._queue[:free], self._queue[free:]
+        # runs that could not start are marked failed (or were no longer queued): counted below
+        started = self.launcher.start_many(ready) if ready else []
         statuses = self.launcher.store.statuses(self.run_ids)
         alive = self.launcher.running_handles()
         st = PoolStatus(queued=len(self._queue), started=started, reaped=reaped)
@@ -427,6 +491,17 @@ class Pool:
                 st.killed += 1
         self.status = st
         return st
+
+    @property
+    def pending(self) -> list[int]:
+        """Runs in the pool not started yet, in start order."""
+        return list(self._queue)
+
+    def clear_queue(self) -> list[int]:
+        """Drop the runs not started yet (they stay queued in the store); returns them."""
+        out, self._queue = self._queue, []
+        self.status.queued = 0
+        return out
 
     def cancel_all(self, timeout: float = 10.0) -> dict[int, str]:
         """Drop the queue (those runs become ``killed``) and cancel the running ones."""

@@ -1,9 +1,11 @@
-"""``tarf-tui runs``: list, show, compare, export, cancel and rm runs of a workspace database.
+"""``tarf-tui runs``: list, show, compare, export, cancel, rm and resume runs of a workspace.
 
 Every read goes through ``Launcher.list_runs`` / ``Launcher.get_run`` (which reap first), so a
 run whose engine died is never shown as running. The logic lives in plain functions
 (``list_rows``, ``show_data``, ``export_text``...) that tests call directly; the typer commands
-parse options and print. Torch-free, no Textual.
+open the workspace (``cli_common.open_launcher``: reads work on a read-only workspace, with a
+notice; writes are refused, exit 2), call one function and print. Errors become exit codes in
+``cli_common.errors_to_exit_codes``. Torch-free, no Textual.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any, Iterable, Optional
 import typer
 
 from engine.errors import InvalidSpec, TarfError, UnknownName
-from engine.store import ACTIVE, STATUSES, Store, Workspace, parse_time
+from engine.store import ACTIVE, STATUSES, Store, parse_time
 
 from . import compare
+from .cli_common import WorkspaceOpt, errors_to_exit_codes, open_launcher, workspace_of
 from .launcher import Launcher
+from .options import method_name
 
 runs_app = typer.Typer(name="runs", no_args_is_help=True, add_completion=False,
                        rich_markup_mode=None,
@@ -34,11 +38,6 @@ EXPORT_FORMATS = ("csv", "json")
 
 
 # ---- library -------------------------------------------------------------------------------
-def open_launcher(workspace: str | os.PathLike | None) -> Launcher:
-    """A launcher on the workspace's store (``DamagedFile`` if the file is not ours)."""
-    return Launcher(Workspace(workspace).store())
-
-
 def _filters(status: Optional[str], method: Optional[str], case: Optional[int],
              dataset: Optional[str]) -> dict[str, Any]:
     f: dict[str, Any] = {}
@@ -49,7 +48,7 @@ def _filters(status: Optional[str], method: Optional[str], case: Optional[int],
                 raise UnknownName("status", s, STATUSES)
         f["status"] = ss
     if method:
-        f["method"] = method
+        f["method"] = method_name(method)
     if case is not None:
         f["case_no"] = case
     if dataset:
@@ -169,51 +168,25 @@ def remove_run(launcher: Launcher, run_id: int, force: bool = False) -> None:
 
 
 # ---- commands ------------------------------------------------------------------------------
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="TARF_HOME", show_default=False,
-                            help="Folder holding tarf.db (default ./tarf-runs).")
 StatusOpt = typer.Option(None, "--status", help="Only these statuses (comma list).", show_default=False)
-MethodOpt = typer.Option(None, "--method", help="Only this method.", show_default=False)
+MethodOpt = typer.Option(None, "--method", help="Only this method (any case).", show_default=False)
 CaseOpt = typer.Option(None, "--case", help="Only this case number.", show_default=False)
 DatasetOpt = typer.Option(None, "--dataset", help="Only this dataset.", show_default=False)
+RunIdArg = typer.Argument(..., help="Run id.")
 
 
-def _ws(ctx: typer.Context, workspace: Optional[Path]) -> Optional[Path]:
-    return workspace if workspace is not None else ctx.find_root().params.get("workspace")
-
-
-def _launcher(ctx: typer.Context, workspace: Optional[Path]) -> Launcher:
-    from .cli import fail
-
-    try:
-        return open_launcher(_ws(ctx, workspace))
-    except TarfError as e:
-        fail(e)
+def command(name: str):
+    """Register a ``runs`` command with the shared error mapping."""
+    def deco(fn):
+        return runs_app.command(name)(errors_to_exit_codes(fn))
+    return deco
 
 
 def _pct(v: Any) -> str:
     return "" if v is None else f"{v:.2f}"
 
 
-@runs_app.command("list")
-def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="A JSON list of objects."),
-             status: Optional[str] = StatusOpt, method: Optional[str] = MethodOpt,
-             case: Optional[int] = CaseOpt, dataset: Optional[str] = DatasetOpt,
-             limit: Optional[int] = typer.Option(None, "--limit", help="At most N runs (newest).", show_default=False),
-             workspace: Optional[Path] = WorkspaceOpt) -> None:
-    """Runs, newest first (dead engines are marked failed first)."""
-    from .cli import fail
-
-    la = _launcher(ctx, workspace)
-    try:
-        rows = list_rows(la, **_filters(status, method, case, dataset),
-                         **({"limit": limit} if limit else {}))
-    except TarfError as e:
-        fail(e)
-    finally:
-        la.store.close()
-    if as_json:
-        typer.echo(json.dumps(rows, indent=1, default=str))
-        return
+def print_list(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -228,23 +201,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     Console(width=160 if not os.isatty(1) else None).print(t)
 
 
-@runs_app.command("show")
-def show_cmd(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id."),
-             as_json: bool = typer.Option(False, "--json", help="One JSON object."),
-             workspace: Optional[Path] = WorkspaceOpt) -> None:
-    """One run: spec, final metrics, every epoch."""
-    from .cli import fail
-
-    la = _launcher(ctx, workspace)
-    try:
-        d = show_data(la, run_id)
-    except TarfError as e:
-        fail(e)
-    finally:
-        la.store.close()
-    if as_json:
-        typer.echo(json.dumps(d, indent=1, default=str))
-        return
+def print_show(d: dict) -> None:
     for k in ("id", "status", "label", "dataset", "case_no", "target", "forget", "method", "seed",
               "device", "pid", "host", "created_at", "started_at", "finished_at", "duration_s",
               "code_version", "torch_version", "python_version", "log_path", "error"):
@@ -265,32 +222,60 @@ def show_cmd(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id.
                        + f"  {'' if e['seconds'] is None else format(e['seconds'], '.2f'):>7}")
 
 
-@runs_app.command("compare")
+def write_output(text: str, output: Optional[Path]) -> None:
+    """``text`` on stdout, or into ``output`` (one line on stderr says where)."""
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        output.write_text(text)
+    except OSError as e:
+        raise TarfError(f"cannot write {output}: {e.strerror or e}") from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+@command("list")
+def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="A JSON list of objects."),
+             status: Optional[str] = StatusOpt, method: Optional[str] = MethodOpt,
+             case: Optional[int] = CaseOpt, dataset: Optional[str] = DatasetOpt,
+             limit: Optional[int] = typer.Option(None, "--limit", help="At most N runs (newest).", show_default=False),
+             workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Runs, newest first (dead engines are marked failed first)."""
+    with open_launcher(workspace_of(ctx, workspace)) as la:
+        rows = list_rows(la, **_filters(status, method, case, dataset), **({"limit": limit} if limit else {}))
+    typer.echo(json.dumps(rows, indent=1, default=str)) if as_json else print_list(rows)
+
+
+@command("show")
+def show_cmd(ctx: typer.Context, run_id: int = RunIdArg,
+             as_json: bool = typer.Option(False, "--json", help="One JSON object."),
+             workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """One run: spec, final metrics, every epoch."""
+    with open_launcher(workspace_of(ctx, workspace)) as la:
+        d = show_data(la, run_id)
+    typer.echo(json.dumps(d, indent=1, default=str)) if as_json else print_show(d)
+
+
+@command("compare")
 def compare_cmd(ctx: typer.Context, status: Optional[str] = StatusOpt, method: Optional[str] = MethodOpt,
                 case: Optional[int] = CaseOpt, dataset: Optional[str] = DatasetOpt,
                 experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment key.", show_default=False),
+                view: str = typer.Option("blocks", "--view", help="blocks: one Table 1 per experiment; tasks: the paper's Table 1, one column group per task (case) of each dataset + model."),
+                sort: Optional[str] = typer.Option(None, "--sort", help="Sort the rows by a column (ua, ra, ta, mia, gap, rte_s, identified, method); prefix - for descending.", show_default=False),
+                only_changed: bool = typer.Option(False, "--only-changed", help="Hide the columns whose values are equal in every row."),
                 fmt: str = typer.Option("table", "--format", help="table, md, csv, json or latex."),
+                output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout.", show_default=False),
                 workspace: Optional[Path] = WorkspaceOpt) -> None:
-    """The paper's Table 1 layout: methods by UA, RA, TA, MIA, Gap, run time; mean and std
-    over seeds; one block per experiment."""
-    from .cli import fail
-
-    la = _launcher(ctx, workspace)
-    try:
-        if fmt not in compare.FORMATS:
-            raise UnknownName("format", fmt, compare.FORMATS)
-        f = _filters(status, method, case, dataset)
-        if experiment:
-            f["experiment"] = experiment
-        text = compare.compare(la.list_runs(**f), fmt, color=fmt == "table" and os.isatty(1))
-    except TarfError as e:
-        fail(e)
-    finally:
-        la.store.close()
-    typer.echo(text, nl=not text.endswith("\n"))
+    """The paper's Table 1: methods by UA, RA, TA, MIA, Gap, RTE (unlearning seconds) and
+    identified (TARF's hits / n); mean and std over seeds."""
+    f = _filters(status, method, case, dataset) | ({"experiment": experiment} if experiment else {})
+    with open_launcher(workspace_of(ctx, workspace)) as la:
+        runs = la.list_runs(**f)
+    v = compare.View(kind=view, sort=sort, only_changed=only_changed)
+    write_output(compare.compare(runs, fmt, view=v, color=fmt == "table" and output is None and os.isatty(1)), output)
 
 
-@runs_app.command("export")
+@command("export")
 def export_cmd(ctx: typer.Context, fmt: str = typer.Option("csv", "--format", help="csv or json."),
                output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout.", show_default=False),
                status: Optional[str] = StatusOpt, method: Optional[str] = MethodOpt,
@@ -298,58 +283,49 @@ def export_cmd(ctx: typer.Context, fmt: str = typer.Option("csv", "--format", he
                workspace: Optional[Path] = WorkspaceOpt) -> None:
     """Every run with its spec columns, times, duration and versions; JSON also carries each
     run's per-epoch history."""
-    from .cli import fail
-
-    la = _launcher(ctx, workspace)
-    try:
+    with open_launcher(workspace_of(ctx, workspace)) as la:
         text = export_text(export_records(la, **_filters(status, method, case, dataset)), fmt)
-    except TarfError as e:
-        fail(e)
-    finally:
-        la.store.close()
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text)
-    except OSError as e:
-        fail(TarfError(f"cannot write {output}: {e}"))
-    typer.echo(f"wrote {output}", err=True)
+    write_output(text, output)
 
 
-@runs_app.command("cancel")
-def cancel_cmd(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id."),
+@command("cancel")
+def cancel_cmd(ctx: typer.Context, run_id: int = RunIdArg,
                timeout: float = typer.Option(10.0, "--timeout", help="Seconds between SIGTERM and SIGKILL."),
                workspace: Optional[Path] = WorkspaceOpt) -> None:
     """Stop a queued or running run (it becomes killed)."""
-    from .cli import fail
-
-    la = _launcher(ctx, workspace)
-    try:
+    with open_launcher(workspace_of(ctx, workspace), write=True) as la:
         before = get_or_fail(la, run_id)["status"]
         after = cancel_run(la, run_id, timeout)
-    except TarfError as e:
-        fail(e)
-    finally:
-        la.store.close()
-    if before not in ACTIVE:
-        typer.echo(f"run {run_id} is {before}; nothing to cancel")
-    else:
-        typer.echo(f"run {run_id}: {after}")
+    typer.echo(f"run {run_id} is {before}; nothing to cancel" if before not in ACTIVE
+               else f"run {run_id}: {after}")
 
 
-@runs_app.command("rm")
-def rm_cmd(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id."),
+@command("rm")
+def rm_cmd(ctx: typer.Context, run_id: int = RunIdArg,
            force: bool = typer.Option(False, "--force", help="Cancel it first when it is queued or running."),
            workspace: Optional[Path] = WorkspaceOpt) -> None:
     """Delete a run and its epochs (a running one only with --force)."""
-    from .cli import fail
-
-    la = _launcher(ctx, workspace)
-    try:
+    with open_launcher(workspace_of(ctx, workspace), write=True) as la:
         remove_run(la, run_id, force)
-    except TarfError as e:
-        fail(e)
-    finally:
-        la.store.close()
     typer.echo(f"removed run {run_id}")
+
+
+@command("resume")
+def resume_cmd(ctx: typer.Context,
+               run_ids: Optional[list[int]] = typer.Argument(None, help="Queued run ids (default: every queued run).", show_default=False),
+               workers: int = typer.Option(1, "--workers", metavar="N", help="Engines running at once."),
+               fmt: str = typer.Option("table", "--format", help="Output: table, md, csv, json or latex."),
+               workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Start the runs left queued (e.g. by the TUI's "leave running & quit" or an interrupted
+    headless) in dependency order, wait for them and print their table, like headless."""
+    import sys
+
+    from .headless import drive
+    from .planner import Scheduler
+
+    if fmt not in compare.FORMATS:
+        raise UnknownName("format", fmt, compare.FORMATS)
+    with open_launcher(workspace_of(ctx, workspace), write=True) as la:
+        sched = Scheduler(la, workers)
+        res = drive(sched, resume=run_ids or [], fmt=fmt, out=sys.stdout, err=sys.stderr)
+    raise typer.Exit(res.exit_code)

@@ -1,6 +1,7 @@
 """A stand-in for ``python -m engine run``: no torch, a few fake epochs, real store writes.
 
     python tests/fake_engine.py run --db DB --run-id ID [--epochs N] [--delay S]
+    python tests/fake_engine.py run --sink RUN_FOLDER --run-id ID ...   (engine/sink.py)
 
 Environment: ``TARF_FAKE_EPOCHS`` (default 3), ``TARF_FAKE_DELAY`` (seconds per epoch, default
 0), ``TARF_FAKE_FAIL=1`` (mark the run failed after the epochs), ``TARF_FAKE_HANG=1`` (mark
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.sink import FolderSink  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 
@@ -36,7 +38,10 @@ def _on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fake_engine")
     ap.add_argument("command", choices=["run"])
-    ap.add_argument("--db", required=True)
+    dst = ap.add_mutually_exclusive_group(required=True)
+    dst.add_argument("--db")
+    dst.add_argument("--sink")
+    ap.add_argument("--workspace")
     ap.add_argument("--run-id", type=int, required=True)
     ap.add_argument("--epochs", type=int, default=int(os.environ.get("TARF_FAKE_EPOCHS", 3)))
     ap.add_argument("--delay", type=float, default=float(os.environ.get("TARF_FAKE_DELAY", 0)))
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     hang = os.environ.get("TARF_FAKE_HANG") == "1"
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    store = Store(a.db)
+    store = Store(a.db) if a.db else FolderSink(a.sink)
     try:
         if not store.mark_running(a.run_id, os.getpid(), "cpu",
                                   {"code": "fake", "torch": None,
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(max(a.delay, 0.3))
             store.heartbeat(a.run_id)
             print(f'{{"event": "pretrain", "run_id": {a.run_id}, "kind": "original", '
-                  f'"epoch": {e + 1}, "epochs": {pre}, "loss": 1.0}}', flush=True)
+                  f'"epoch": {e}, "epochs": {pre}, "loss": 1.0}}', flush=True)  # from 0, as train.fit
         t0 = time.perf_counter()
         n = max(a.epochs, 1)
         for e in range(a.epochs):

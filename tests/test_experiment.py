@@ -69,9 +69,34 @@ def test_set_params_go_to_their_method_only():
     assert by["retrained"].params["epochs"] == 2
 
 
-def test_set_for_a_method_not_run_warns():
-    e = expand({"method": "ft"}, sets=["ga.lr=0.1"])
-    assert any("ga" in w for w in e.warnings)
+def test_set_for_a_method_not_run_is_refused():
+    # issue 11 #9: it used to warn and run FT anyway
+    with pytest.raises(InvalidSpec, match=r"--set ga\.\*: method 'ga' is not among the methods run \(ft\)"):
+        expand({"method": "ft"}, sets=["ga.lr=0.1"])
+
+
+def test_method_names_are_case_insensitive():
+    e = expand({"method": "Tarf,FT"}, sets=["TARF.k=0.04"])
+    assert [s.method for s in e.specs] == ["retrained", "tarf", "ft"]
+    assert next(s for s in e.specs if s.method == "tarf").params["k"] == 0.04
+    assert {s.method for s in expand({"method": "ALL"}).specs} >= {"tarf", "tarf-i", "scrub"}
+
+
+def test_seed_ranges():
+    e = expand({"method": "ft", "seed": "0-2"})
+    assert sorted({s.seed for s in e.specs}) == [0, 1, 2]
+    assert sorted({s.seed for s in expand({"method": "ft", "seed": "0-1,5"}).specs}) == [0, 1, 5]
+    with pytest.raises(InvalidSpec, match="--seed: range '2-0' is empty"):
+        expand({"seed": "2-0"})
+
+
+def test_recipe_epochs_is_a_spec_field_shared_by_the_reference():
+    e = expand({"method": "ft", "recipe_epochs": "3"})
+    assert {s.recipe.epochs for s in e.specs} == {3}
+    assert len({s.experiment_key() for s in e.specs}) == 1
+    assert e.specs[0].experiment_key() != expand({"method": "ft"}).specs[0].experiment_key()
+    with pytest.raises(InvalidSpec, match="--recipe-epochs: expected an integer >= 1, got 0"):
+        expand({"recipe_epochs": "0"})
 
 
 def test_forget_plus_joins_one_request():

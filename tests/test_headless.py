@@ -136,7 +136,9 @@ def test_pretrain_state_reads_the_last_event_and_tolerates_junk(tmp_path):
                    '{"event": "pretrain", "kind": "original", "epoch": 2, "epochs": 10}\n'
                    '{"event": "pretrain", "kind": "original", "epoch": 3, "epochs": 10}\n'
                    '{"event": "pretrain", "kind": "orig\n')  # a line cut mid-write
-    assert pretrain_state({"log_path": str(log)}) == ("original", 3, 10)
+    # the engine counts epochs from 0 (engine/train.py): event epoch 3 = 4 epochs done; the
+    # last event of a 10-epoch recipe (epoch 9) reads 10/10 (issue 11 #4: it showed 9/10)
+    assert pretrain_state({"log_path": str(log)}) == ("original", 4, 10)
 
 
 def test_run_headless_as_a_library(fake, tmp_path):
