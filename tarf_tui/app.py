@@ -19,53 +19,12 @@ from engine.errors import TarfError
 from engine.spec import RunSpec
 from engine.store import ACTIVE, TERMINAL, Store, Workspace
 
-from .launcher import Launcher, LocalExecutor, Pool
+from .launcher import Launcher, LocalExecutor
+from .planner import Plan, Scheduler, make_plan, plan_specs
 from .widgets.common import Clock, utc_now
 
 POOL_TICK_S = 0.5  # how often queued runs are started / dead engines reaped
 DEFAULT_WORKERS = 2  # engines at once unless the builder says otherwise
-
-
-class RunQueue:
-    """Runs submitted from the builder: each waits for its dependencies (``experiment.plan``:
-    the Retrained reference first, one original model at a time), then a ``Pool`` keeps at
-    most ``workers`` engines running. Thread-confined to ``TarfApp``'s launcher lock."""
-
-    def __init__(self, launcher: Launcher, workers: int = DEFAULT_WORKERS):
-        self.launcher = launcher
-        self.pool = Pool(launcher, workers)
-        self.waiting: dict[int, set[int]] = {}
-
-    @property
-    def workers(self) -> int:
-        return self.pool.workers
-
-    @workers.setter
-    def workers(self, n: int) -> None:
-        self.pool.workers = max(1, int(n))
-
-    def add(self, run_id: int, deps: Iterable[int] = ()) -> None:
-        deps = set(deps)
-        if deps:
-            self.waiting[run_id] = deps
-        else:
-            self.pool.add(run_id)
-
-    def tick(self):
-        if self.waiting:
-            ids = set(self.waiting) | set().union(*self.waiting.values())
-            st = self.launcher.store.statuses(ids)
-            for rid, deps in list(self.waiting.items()):
-                if st.get(rid) != "queued":
-                    del self.waiting[rid]
-                elif all(st.get(d) in TERMINAL or d not in st for d in deps):
-                    del self.waiting[rid]
-                    self.pool.add(rid)
-        return self.pool.tick()
-
-    @property
-    def pending(self) -> int:
-        return len(self.waiting) + len(self.pool._queue)
 
 
 class TarfApp(App):
@@ -91,10 +50,13 @@ class TarfApp(App):
                  workers: int = DEFAULT_WORKERS):
         super().__init__()
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-        self.store: Store = launcher.store if launcher is not None else self.workspace.store()
+        # a workspace that cannot be written opens read-only; ``read_only_notice`` says why
+        self.store: Store = launcher.store if launcher is not None else self.workspace.open(write=False)
+        self.read_only_notice: str | None = self.workspace.notice if launcher is None else None
         self.launcher = launcher or Launcher(
             self.store, LocalExecutor(self.store.path, engine_cmd=engine_cmd))
-        self.queue = RunQueue(self.launcher, workers)
+        # the one scheduler (planner.Scheduler): dependency order, worker limit, cancel, resume
+        self.queue = Scheduler(self.launcher, workers)
         self.launcher_lock = threading.RLock()
         self.clock = clock
         self.poll_s = poll_s
@@ -115,10 +77,24 @@ class TarfApp(App):
         self.install_screen(self.compare, "compare")
         start = self._start_screen
         if start is None:  # empty workspace: the builder; else the runs
-            start = "runs" if self.store._rows("SELECT id FROM runs LIMIT 1") else "builder"
+            start = "runs" if self.store.has_runs() else "builder"
         self.push_screen(start)
         self.set_interval(POOL_TICK_S, self._tick_queue, name="pool")
-        self.bg(self.launcher.reap)  # runs whose engines died while we were away
+        if self.store.read_only:
+            self.sub_title = f"workspace {self.workspace.path.name} (read-only)"
+            self.notify(f"{self.read_only_notice or 'read-only workspace'}: runs can be viewed, "
+                        "not started, cancelled or deleted", severity="warning", timeout=10)
+            return
+        # runs whose engines died while we were away are marked; runs left queued resume
+        self.bg(self._resume_on_start, launcher=True, done=self._resumed)
+
+    def _resume_on_start(self) -> list[int]:
+        self.launcher.reap()
+        return self.queue.resume()
+
+    def _resumed(self, ids: list[int]) -> None:
+        if ids:
+            self.notify(f"resumed {len(ids)} queued run(s) left from an earlier session")
 
     def action_show(self, name: str) -> None:
         target = self.get_screen(name)
@@ -193,48 +169,72 @@ class TarfApp(App):
 
     def _tick_queue(self) -> None:
         q = self.queue
-        if not q.pending and not q.pool.status.running:
+        if not q.pending and not q.running:
             return
         self.bg(q.tick, group="pool", exclusive=False, launcher=True)
 
-    # ---- launching / cancelling ------------------------------------------------------------
-    def submit(self, specs: list[RunSpec], deps: dict[int, set[int]] | None = None,
-               workers: int | None = None, done: Callable[[list[int]], None] | None = None) -> None:
-        """Queue ``specs`` (``deps``: index -> indices it waits for); at most ``workers`` engines."""
-        deps = deps or {}
+    # ---- launching / cancelling (all through planner.Scheduler) ---------------------------
+    def launch(self, options: dict, sets: Iterable[str] = (), workers: int | None = None,
+               done: Callable[[Plan], None] | None = None) -> None:
+        """Plan the builder's choices (``planner.make_plan``: reuse of finished specs, identical
+        active runs joined, dependency order) and queue what must run; ``done(plan)``."""
 
-        def go():
-            ids = [self.launcher.submit(s) for s in specs]
+        def go() -> Plan:
+            plan = make_plan(options, sets=sets, store=self.store)
             if workers:
                 self.queue.workers = workers
-            for i, rid in enumerate(ids):
-                self.queue.add(rid, {ids[j] for j in deps.get(i, ())})
-            self.queue.tick()
-            return ids
+            self.queue.submit(plan)
+            return plan
+
+        self.bg(go, done=done, launcher=True)
+
+    def submit(self, specs: list[RunSpec], deps: dict[int, set[int]] | None = None,
+               workers: int | None = None, done: Callable[[list[int]], None] | None = None) -> None:
+        """Queue ``specs`` through the planner: a spec that already finished is reused and one
+        already queued or running is joined, not duplicated; the dependency order is the
+        planner's (``deps`` is accepted for compatibility and not needed). ``done(ids)``: every
+        spec's run id, in order (reused and joined ones included)."""
+
+        def go() -> list[int]:
+            plan = plan_specs(specs, self.store)
+            if workers:
+                self.queue.workers = workers
+            ids = self.queue.submit(plan)
+            by_hash = dict(zip((st.spec.hash() for st in plan.steps), ids))
+            return [by_hash[s.hash()] for s in specs]
 
         self.bg(go, done=done, launcher=True)
 
     def cancel_runs(self, run_ids: list[int], done: Callable[[Any], None] | None = None) -> None:
-        self.bg(self.launcher.cancel_many, run_ids, done=done, launcher=True, group="cancel")
+        self.bg(self.queue.cancel, run_ids, done=done, launcher=True, group="cancel")
+
+    def delete_run(self, run_id: int, done: Callable[[Any], None] | None = None) -> None:
+        """Delete a run and its epochs; a queued one is cancelled first (it has no engine), a
+        running one is refused (cancel it first)."""
+
+        def go() -> int:
+            run = self.store.get_run(run_id)
+            if run is None:
+                raise TarfError(f"run {run_id} no longer exists")
+            if run["status"] == "running":
+                raise TarfError(f"run {run_id} is running: cancel it first (c)")
+            if run["status"] == "queued":
+                self.queue.cancel([run_id])
+            self.store.delete_run(run_id)
+            return run_id
+
+        self.bg(go, done=done, launcher=True, group="delete")
 
     def action_start_queued(self) -> None:
-        def go():
-            ids = [r["id"] for r in self.store.list_runs(status="queued")]
-            for rid in ids:
-                self.queue.add(rid)
-            return ids
-
-        self.bg(go, done=lambda ids: self.notify(f"{len(ids)} queued runs added to the queue"),
-                launcher=True)
+        self.bg(self.queue.resume, done=lambda ids: self.notify(
+            f"{len(ids)} queued runs added to the queue"), launcher=True)
 
     # ---- quitting ------------------------------------------------------------------------
     async def action_quit(self) -> None:
         from .screens.dialogs import QuitScreen
 
         def active():
-            rows = self.store._rows("SELECT id, status FROM runs WHERE status IN "
-                                    "('queued', 'running')")
-            return [r["id"] for r in rows]
+            return [r["id"] for r in self.store.list_runs(status=list(ACTIVE))]
 
         def ask(ids: list[int]) -> None:
             if not ids:
@@ -245,11 +245,10 @@ class TarfApp(App):
             def chosen(answer: str | None) -> None:
                 if answer == "cancel":
                     self.notify(f"cancelling {running} runs…")
-                    self.queue.waiting.clear()
-                    self.queue.pool._queue.clear()
                     self.cancel_runs(ids, done=lambda _: self.exit())
                 elif answer == "leave":
-                    self.exit()
+                    # engines keep going; queued runs stay queued and resume on the next start
+                    self.bg(self.queue.release, launcher=True, done=lambda _: self.exit())
 
             self.push_screen(QuitScreen(running), chosen)
 
@@ -257,9 +256,6 @@ class TarfApp(App):
 
 
 def run_app(workspace: str | Path | None = None) -> None:
-    """Open the TUI on ``workspace`` (default ``$TARF_HOME`` or ``./tarf-runs``)."""
-    import os
-    import shlex
-
-    cmd = os.environ.get("TARF_ENGINE_CMD")  # e.g. a fake engine for demos and smoke tests
-    TarfApp(workspace, engine_cmd=shlex.split(cmd) if cmd else None).run()
+    """Open the TUI on ``workspace`` (default ``$TARF_HOME`` or ``./tarf-runs``). The engine
+    command is ``LocalExecutor``'s (``$TARF_ENGINE_CMD`` when set)."""
+    TarfApp(workspace).run()

@@ -34,6 +34,8 @@ from engine.errors import TarfError
 from engine.spec import RunSpec
 from engine.store import ACTIVE, Store, age_s
 
+from .logs import last_line
+
 ENGINE_PATH = str(Path(engine.__file__).resolve().parent.parent)  # folder holding `engine`
 STALE_AFTER_S = 120.0  # a running engine silent for this long is declared failed
 ENGINE_CMD_ENV = "TARF_ENGINE_CMD"  # tests and demos: a fake engine command line
@@ -196,22 +198,7 @@ class LocalExecutor:
 
 
 # ---- launcher ------------------------------------------------------------------------------
-def _last_log_line(path: Any) -> str:
-    """The last non-empty, non-header line of an engine log (for a failure reason)."""
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(f.tell() - 4096, 0))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        line = line.strip()
-        if line and not line.startswith("# "):
-            return line[:200]
-    return ""
+_last_log_line = last_line  # the older name (tarf_tui.logs.last_line is the public one)
 
 
 class Launcher:
@@ -381,7 +368,7 @@ class Launcher:
                     self.executor.kill(handle)
             else:
                 continue
-            tail = _last_log_line(run.get("log_path"))
+            tail = last_line(run.get("log_path"))
             if tail:
                 reason += f"; log: {tail}"
             if self.store.mark(rid, "failed", error=reason, expect=("running",)):
