@@ -158,9 +158,11 @@ def cancel_run(launcher: Launcher, run_id: int, timeout: float = 10.0) -> str:
 
 
 def remove_run(launcher: Launcher, run_id: int, force: bool = False) -> None:
+    """Delete a run and its epochs. A queued run (no engine yet) is cancelled first; a running
+    one only with ``force``."""
     run = get_or_fail(launcher, run_id)
     if run["status"] in ACTIVE:
-        if not force:
+        if run["status"] == "running" and not force:
             raise InvalidSpec(f"run {run_id} is {run['status']}; cancel it first "
                               f"(tarf-tui runs cancel {run_id}) or pass --force")
         launcher.cancel(run_id)
