@@ -1,17 +1,20 @@
-"""Compare: the runs of one experiment (same dataset, case, target, forgetting data; seeds
-aggregated) in the paper's Table 1 layout (``tarf_tui.compare``), the best Gap marked, a bar
-chart of Gap per method, and export to Markdown, CSV, LaTeX and JSON in the workspace."""
+"""Compare: finished runs in the paper's Table 1 layout, drawn from ``tarf_tui.compare`` (the one
+implementation the CLI's ``runs compare`` renders too). Two views (``t``): one experiment (same
+dataset, case, target, forgetting data; seeds aggregated) with a Gap bar chart, or Table 1
+across the tasks of the selected experiment's dataset and model (rows methods, one column
+group per task case). ``s`` / ``S`` sort by any column, ``o`` hides the columns equal in every
+row (DVC's ``--only-changed``), ``x`` exports Markdown, CSV, LaTeX and JSON of what is shown."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
+from rich import box
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
@@ -20,10 +23,13 @@ from textual_plotext import PlotextPlot
 from engine.cases import CASES
 from engine.store import Store
 
+from .. import compare as cmp
+from ..options import REFERENCE
 from ..widgets.common import CATEGORY_STYLE
 
 EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "json": "json"}
 COMPARE_POLL_S = 2.0
+VIEW_TITLES = {"blocks": "one experiment", "tasks": "Table 1 across tasks"}
 
 EXPERIMENTS_SQL = """
 SELECT experiment, dataset, case_no, target, forget, arch, count(*) AS n,
@@ -34,7 +40,7 @@ FROM runs GROUP BY experiment ORDER BY newest DESC
 
 
 def read_experiments(store: Store) -> list[dict]:
-    return store._rows(EXPERIMENTS_SQL)
+    return store.query(EXPERIMENTS_SQL)
 
 
 def experiment_label(e: dict) -> Text:
@@ -47,28 +53,25 @@ def experiment_label(e: dict) -> Text:
     return t
 
 
-def table1(block) -> Table:
-    from ..compare import HEADERS, METRICS, row_cells
-
-    t = Table(title=block.title, title_justify="left", expand=True, header_style="bold")
-    t.add_column("Method")
-    for m in METRICS:
-        t.add_column(HEADERS[m] + (" ↓" if m == "gap" else ""), justify="right")
-    t.add_column("Seeds", justify="right")
-    for r in block.rows:
-        cells: list[Any] = row_cells(r)
-        if r.best:
-            i = METRICS.index("gap")
-            cells[i] = Text(f"★ {cells[i]}", style="bold green")
-        other = {k: v for k, v in r.statuses.items() if k != "finished"}
-        note = str(r.n) + (" (" + ", ".join(f"{v} {k}" for k, v in sorted(other.items())) + ")"
-                           if other else "")
-        t.add_row(Text(r.title, style="dim" if r.method == "retrained" else ""), *cells, note)
-    return t
+def view_runs(store: Store, exps: list[dict], key: str, kind: str) -> list[dict]:
+    """The runs a view needs: the experiment's (blocks), or every experiment's of the same
+    dataset and model (tasks)."""
+    if kind == "blocks":
+        return store.list_runs(experiment=key)
+    sel = next(e for e in exps if e["experiment"] == key)
+    out: list[dict] = []
+    for e in exps:
+        if (e["dataset"], e["arch"]) == (sel["dataset"], sel["arch"]):
+            out += store.list_runs(experiment=e["experiment"])
+    return out
 
 
 class CompareScreen(Screen):
     BINDINGS = [
+        Binding("t", "toggle_view", "Table 1 / experiment"),
+        Binding("s", "sort(1)", "Sort"),
+        Binding("S", "sort(-1)", "Reverse sort", show=False),
+        Binding("o", "only_changed", "Only changed"),
         Binding("x", "export_all", "Export md/csv/tex/json"),
         Binding("enter", "focus_table", "Show", show=False),
     ]
@@ -77,9 +80,13 @@ class CompareScreen(Screen):
         super().__init__()
         self.experiments: list[dict] = []
         self.selected: str | None = None
-        self.blocks: list = []
+        self.blocks: list = []  # the view's blocks (tarf_tui.compare.build)
+        self.view = cmp.View()
+        self.grids: list = []  # what is shown (tarf_tui.compare.grids of blocks and view)
         self._want: str | None = None
         self._busy = False
+        self._again = False  # a read was asked while one ran
+        self._shown: Any = None  # what the table shows now (skip identical redraws)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -88,7 +95,9 @@ class CompareScreen(Screen):
                 yield Static("[b]Experiments[/b]", classes="section")
                 yield OptionList(id="experiments", compact=True)
             with Vertical(id="table-col"):
-                yield Static("", id="table1", classes="panel")
+                yield Static("", id="view-bar")
+                with ScrollableContainer(id="table-scroll", classes="panel"):
+                    yield Static("", id="table1")
                 yield PlotextPlot(id="gap-chart")
                 yield Static("", id="export-note")
         yield Static("No experiments yet. Launch runs from the builder (F2); finished runs of the "
@@ -114,30 +123,35 @@ class CompareScreen(Screen):
     # ---- reads ---------------------------------------------------------------------------
     def poll(self) -> None:
         if self._busy:
+            self._again = True
             return
         self._busy = True
-        store, want = self.app.store, self._want or self.selected
+        store, want, kind = self.app.store, self._want or self.selected, self.view.kind
 
         def read():
             try:
-                from ..compare import build
                 exps = read_experiments(store)
                 key = want if any(e["experiment"] == want for e in exps) else (
                     exps[0]["experiment"] if exps else None)
-                blocks = build(store.list_runs(experiment=key)) if key else []
-                return exps, key, blocks
+                blocks = cmp.build(view_runs(store, exps, key, kind)) if key else []
+                return exps, key, kind, blocks
             finally:
-                self.app.call_from_thread(setattr, self, "_busy", False)
+                self.app.call_from_thread(self._read_done)
 
         self.app.bg(read, done=self.apply, group="compare-read")
 
+    def _read_done(self) -> None:
+        self._busy = False
+        if self._again:
+            self._again = False
+            self.poll()
+
     def apply(self, result) -> None:
-        exps, key, blocks = result
+        exps, key, kind, blocks = result
         self._want = None
         ol = self.query_one(OptionList)
-        if [e["experiment"] for e in exps] != [e["experiment"] for e in self.experiments] or \
-                [(e["n"], e["done"], e["active"]) for e in exps] != \
-                [(e["n"], e["done"], e["active"]) for e in self.experiments]:
+        if [(e["experiment"], e["n"], e["done"], e["active"]) for e in exps] != \
+                [(e["experiment"], e["n"], e["done"], e["active"]) for e in self.experiments]:
             ol.clear_options()
             ol.add_options([Option(experiment_label(e), id=e["experiment"]) for e in exps])
         self.experiments = exps
@@ -146,34 +160,94 @@ class CompareScreen(Screen):
             idx = next(i for i, e in enumerate(exps) if e["experiment"] == key)
             if ol.highlighted != idx:
                 ol.highlighted = idx
-        self.blocks = blocks
         empty = not exps
         self.query_one("#compare-empty").display = empty
         self.query_one("#compare").display = not empty
-        self.render_block()
+        if kind != self.view.kind:
+            return  # the view changed while reading: a new read is on its way
+        self.blocks = blocks
+        self.render_view()
 
-    def render_block(self) -> None:
+    # ---- the table -----------------------------------------------------------------------
+    def render_view(self) -> None:
+        try:
+            self.grids = cmp.grids(self.blocks, self.view)
+        except Exception as e:  # an unknown sort column after a view change: unsorted
+            self.notify(str(e), severity="warning")
+            self.view.sort = None
+            self.grids = cmp.grids(self.blocks, self.view)
+        self.render_bar()
+        shown = (cmp.grids_json(self.grids), self.view.kind)
+        if shown == self._shown:
+            return
+        self._shown = shown
         w = self.query_one("#table1", Static)
         plot = self.query_one("#gap-chart", PlotextPlot)
+        if not self.grids:
+            w.update("select an experiment")
+            plot.display = False
+            return
+        from rich.console import Group
+
+        tables = []
+        for g in self.grids:
+            t = cmp.rich_table(g, header_style="bold", box=box.SIMPLE_HEAD)
+            for col in t.columns:  # the table scrolls sideways; cells never wrap or ellipsise
+                col.no_wrap = True
+            tables.append(t)
+        note = getattr(cmp, "footnote", None) or cmp._footnote  # noqa: SLF001 (until public)
+        from rich.measure import Measurement
+
+        con = self.app.console
+        width = max(Measurement.get(con, con.options.update(max_width=10_000), t).maximum
+                    for t in tables)
+        w.styles.width = width  # the natural width: wider tables scroll sideways
+        w.update(Group(*tables, Text(note(self.grids), style="dim")))
+        plot.display = self.view.kind == "blocks"
+        self.set_class(self.view.kind == "tasks", "-tasks")
+        if plot.display:
+            self.render_chart(plot)
+
+    def render_chart(self, plot: PlotextPlot) -> None:
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        if not self.blocks:
-            w.update("select an experiment")
-            plot.refresh()
-            return
         block = self.blocks[0]
-        w.update(table1(block))
-        from ..compare import _scale
-
-        rows = [r for r in block.rows if r.stats["gap"].mean is not None and r.method != "retrained"]
+        rows = [r for r in block.rows if r.stats["gap"].mean is not None and r.method != REFERENCE]
         plt.title("Gap to Retrained (lower is better)")
         if rows:
-            plt.bar([r.title[:12] for r in rows], [_scale("gap", r.stats["gap"].mean) for r in rows],
-                    color=["green" if r.best else "orange" for r in rows], width=0.5)
-            plt.ylim(0, max(_scale("gap", r.stats["gap"].mean) for r in rows) * 1.15 or 1)
+            for i, r in enumerate(rows):  # one call per bar: plotext colours a list per segment
+                plt.bar([i + 1], [r.stats["gap"].mean], color="green" if r.best else "orange",
+                        width=0.5)
+            plt.xticks(list(range(1, len(rows) + 1)), [r.title[:12] for r in rows])
+            plt.ylim(0, max(r.stats["gap"].mean for r in rows) * 1.15 or 1)
         plot.refresh()
 
+    def sort_columns(self) -> list:
+        """The columns ``s`` cycles through: Method, then every metric column of the view."""
+        g = self.grids[0] if self.grids else None
+        if g is None:
+            return []
+        full = cmp.grids(self.blocks, cmp.View(self.view.kind))[0]
+        return [c for c in full.columns if c.key != "seeds"]
+
+    def sort_label(self) -> str:
+        if not self.view.sort:
+            return "catalogue order"
+        key = self.view.sort.lstrip("-")
+        col = next((c for c in self.sort_columns() if c.key == key), None)
+        name = (f"{col.group} {col.header}".strip() if col else key).replace(" ↓", "")
+        return f"{name} {'↓' if self.view.sort.startswith('-') else '↑'}"
+
+    def render_bar(self) -> None:
+        v = self.view
+        bar = Text.assemble(("view ", "dim"), (VIEW_TITLES[v.kind], "bold"), (" (t)", "dim"),
+                            ("  sort ", "dim"), self.sort_label(), (" (s/S)", "dim"),
+                            ("  only changed ", "dim"), ("on" if v.only_changed else "off", "bold"),
+                            (" (o)", "dim"), ("  export x", "dim"))
+        self.query_one("#view-bar", Static).update(bar)
+
+    # ---- actions -------------------------------------------------------------------------
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         key = event.option.id
         if key and key != self.selected:
@@ -183,24 +257,57 @@ class CompareScreen(Screen):
     def action_focus_table(self) -> None:
         self.query_one(OptionList).focus()
 
+    def action_toggle_view(self) -> None:
+        self.view = cmp.View("tasks" if self.view.kind == "blocks" else "blocks",
+                             None, self.view.only_changed)
+        self.render_bar()
+        self.poll()
+
+    def action_sort(self, step: int) -> None:
+        """``s``: the next column, ascending; ``S``: the same column, the other way."""
+        cols = [c.key for c in self.sort_columns()]
+        if not cols:
+            return
+        cur = (self.view.sort or "").lstrip("-")
+        if step < 0:
+            if not cur:
+                return
+            self.view.sort = cur if self.view.sort.startswith("-") else f"-{cur}"
+        else:
+            i = cols.index(cur) + 1 if cur in cols else 0
+            self.view.sort = None if i >= len(cols) else cols[i]
+        self.render_view()
+
+    def action_only_changed(self) -> None:
+        self.view.only_changed = not self.view.only_changed
+        self.render_view()
+
     # ---- export --------------------------------------------------------------------------
+    def export_stem(self) -> str:
+        if self.view.kind == "tasks" and self.blocks:
+            b = self.blocks[0]
+            return f"table1-{b.dataset}-{b.arch}"
+        return f"compare-{self.selected}"
+
     def action_export_all(self) -> None:
         self.export(tuple(EXTENSIONS))
 
     def export(self, formats: tuple[str, ...]) -> None:
+        """Write ``formats`` of what is shown (view, sort, only-changed) to
+        ``<workspace>/exports``."""
         if not self.blocks:
             self.notify("nothing to export: select an experiment with runs", severity="warning")
             return
-        blocks, key = self.blocks, self.selected
+        blocks, stem = self.blocks, self.export_stem()
+        view = cmp.View(self.view.kind, self.view.sort, self.view.only_changed)
         folder = self.app.workspace.path / "exports"
 
         def write():
-            from ..compare import render
             folder.mkdir(parents=True, exist_ok=True)
             out = []
             for fmt in formats:
-                p = folder / f"compare-{key}.{EXTENSIONS[fmt]}"
-                p.write_text(render(blocks, fmt))
+                p = folder / f"{stem}.{EXTENSIONS[fmt]}"
+                p.write_text(cmp.render(blocks, fmt, view=view))
                 out.append(p)
             return out
 
