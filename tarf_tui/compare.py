@@ -528,7 +528,7 @@ def rich_table(g: Grid, **kw: Any):
     return t
 
 
-def _footnote(gs: list[Grid]) -> str:
+def footnote(gs: list[Grid]) -> str:
     best = any(r.best for g in gs for r in g.rows)
     return ("UA, RA, TA, MIA, Gap in %; mean ± std over seeds; " + RTE_NOTE
             + ("; * lowest Gap" if best else ""))
@@ -545,7 +545,7 @@ def grids_table(gs: list[Grid], width: int | None = None, color: bool = False) -
     for g in gs:
         con.print(rich_table(g))
     if gs:
-        con.print(_footnote(gs), markup=False)
+        con.print(footnote(gs), markup=False)
     return buf.getvalue()
 
 
@@ -566,7 +566,7 @@ def grids_markdown(gs: list[Grid]) -> str:
                 (f"**{r.cells.get(c.key, '')}**" if c.key in r.best else r.cells.get(c.key, ""))
                 for c in g.columns) + " |")
         lines.append("")
-    lines.append(_footnote(gs))
+    lines.append(footnote(gs))
     return "\n".join(lines) + "\n"
 
 
