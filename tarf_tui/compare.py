@@ -302,20 +302,8 @@ def to_csv(blocks: list[Block]) -> str:
 
 
 def to_markdown(blocks: list[Block]) -> str:
-    if not blocks:
-        return "_no runs_\n"
-    lines = []
-    heads = ["Method", *(HEADERS[m] + (" ↓" if m == "gap" else "") for m in METRICS), "Seeds"]
-    for b in blocks:
-        lines += [f"**{b.title}**", "", "| " + " | ".join(heads) + " |",
-                  "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|"]
-        for r in b.rows:
-            cells = row_cells(r)
-            if r.best:
-                cells[METRICS.index("gap")] = f"**{cells[METRICS.index('gap')]}**"
-            lines.append("| " + " | ".join([r.title, *cells, _runs_note(r)]) + " |")
-        lines.append("")
-    return "\n".join(lines)
+    """One Markdown table per experiment (the blocks view's grids)."""
+    return grids_markdown(grids(blocks))
 
 
 _LATEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -330,12 +318,13 @@ def _tex(s: str) -> str:
 def to_latex(blocks: list[Block]) -> str:
     """One booktabs tabular: a header, then per experiment a spanning title row and its
     method rows; the best Gap in bold. Needs ``\\usepackage{booktabs}``."""
-    ncol = 1 + len(METRICS)
-    out = [r"% UA, RA, TA, MIA, Gap in %; RTE in seconds; mean $\pm$ std over seeds",
-           r"\begin{tabular}{l" + "r" * len(METRICS) + "}", r"\toprule",
+    ident = any(r.identified is not None for b in blocks for r in b.rows)
+    ncol = 1 + len(METRICS) + ident
+    out = [r"% UA, RA, TA, MIA, Gap in %; mean $\pm$ std over seeds; " + _tex(RTE_NOTE),
+           r"\begin{tabular}{l" + "r" * (ncol - 1) + "}", r"\toprule",
            "Method & " + " & ".join(
                (r"Gap$\downarrow$" if m == "gap" else _tex(HEADERS[m])) for m in METRICS)
-           + r" \\"]
+           + (" & identified" if ident else "") + r" \\"]
     for b in blocks:
         out += [r"\midrule", rf"\multicolumn{{{ncol}}}{{l}}{{\emph{{{_tex(b.title)}}}}} \\",
                 r"\midrule"]
@@ -344,6 +333,8 @@ def to_latex(blocks: list[Block]) -> str:
             if r.best:
                 i = METRICS.index("gap")
                 cells[i] = rf"\textbf{{{cells[i]}}}"
+            if ident:
+                cells.append(r.identified_text or "-")
             out.append(_tex(r.title) + " & " + " & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(out)

@@ -305,3 +305,104 @@ def test_real_engine_true_default(tmp_path):
     rs = runs(tmp_path)
     assert [x["method"] for x in rs] == ["retrained", "ft", "ga", "tarf"]
     assert all(x["status"] == "finished" and x["gap"] is not None for x in rs)
+
+
+# ---- issue 11 fixes ------------------------------------------------------------------------
+def test_dry_run_lists_the_plan_and_starts_nothing(fake, tmp_path):
+    ws = tmp_path / "ws"
+    r = invoke(ws, "--dry-run", "--case", "10,11", "--method", "all", "--seed", "0-2")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    # 2 cases x 3 seeds x (Retrained + 10 methods)
+    assert "66 runs: 66 to run" in r.stdout
+    assert sum(1 for x in lines if x.startswith("#")) == 66
+    assert any("TARF-I case 11 synthetic seed 2" in x for x in lines)
+    assert not ws.exists()  # nothing written, not even the workspace folder
+    # after a real (fake-engine) run, the plan says what is reused
+    assert invoke(ws, "--method", "ft", "--format", "csv").exit_code == 0
+    r = invoke(ws, "--dry-run", "--method", "ft,ga")
+    assert r.exit_code == 0 and "3 runs: 1 to run, 2 reused" in r.stdout
+    assert "reuse run 1" in r.stdout and "reuse run 2" in r.stdout
+    assert len(runs(ws)) == 2
+
+
+def test_seed_range_is_accepted(fake, tmp_path):
+    r = invoke(tmp_path, "--method", "ft", "--seed", "0-1", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert sorted((x["method"], x["seed"]) for x in runs(tmp_path)) == [
+        ("ft", 0), ("ft", 1), ("retrained", 0), ("retrained", 1)]
+
+
+def test_set_for_a_method_not_run_exits_2_and_starts_nothing(fake, tmp_path):
+    r = invoke(tmp_path, "--set", "ga.lr=0.01", "--method", "ft")
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not among the methods run (ft)" in lines[0]
+    assert not (tmp_path / "tarf.db").exists()
+
+
+def test_method_names_are_case_insensitive(fake, tmp_path):
+    r = invoke(tmp_path, "--dry-run", "--method", "Tarf")
+    assert r.exit_code == 0, r.output
+    assert "TARF case 11 synthetic seed 0" in r.stdout
+
+
+def test_recipe_epochs_reach_the_spec_of_both_runs(fake, tmp_path):
+    r = invoke(tmp_path, "--method", "ft", "--recipe-epochs", "2", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rs = runs(tmp_path)
+    assert [x["spec"]["recipe"]["epochs"] for x in rs] == [2, 2]
+    # another recipe is another experiment: nothing reused
+    r = invoke(tmp_path, "--method", "ft", "--recipe-epochs", "3", "--dry-run")
+    assert "2 runs: 2 to run" in r.stdout
+
+
+def test_progress_shows_totals_and_an_eta(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("TARF_FAKE_PRETRAIN", "3")
+    monkeypatch.setenv("TARF_FAKE_DELAY", "0.3")
+    r = invoke(tmp_path, "--method", "ft")
+    assert r.exit_code == 0, r.output
+    # the last original-model epoch reads 3/3 (the engine counts from 0: it used to end at 2/3)
+    assert "run 1 training the original model: epoch 3/3" in r.stderr
+    assert "epoch 4/3" not in r.stderr
+    assert "(1/2): Retrained" in r.stderr and "; eta " in r.stderr  # an overall ETA
+
+
+class _Rec:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *a: self.calls.append((name, *a))
+
+
+def test_progress_of_one_run_has_totals_and_no_silent_stretch(tmp_path):
+    """What ``drive`` shows for a running run: epochs with their total (Retrained's from the
+    engine's ``task`` event), and before the first epoch row what the engine is doing."""
+    from engine.spec import RunSpec
+    from tarf_tui.headless import _show
+
+    log = tmp_path / "run-1.log"
+    with Store(tmp_path / "tarf.db") as st:
+        rid = st.create_run(RunSpec(method="retrained"))
+        st.mark_launched(rid, 1, log_path=str(log))
+        log.write_text('{"event": "task", "recipe_epochs": 10}\n')
+        rec = _Rec()
+        _show(rec, st, rid, {rid: None})
+        assert rec.calls == [("phase", rid, "loading data, original model next")]
+        with log.open("a") as f:
+            f.write('{"event": "pretrain", "kind": "original", "epoch": 9, "epochs": 10}\n')
+        _show(rec, st, rid, {rid: None})
+        assert rec.calls[-1] == ("pretrain", rid, "original", 10, 10)  # 10/10, not 9/10
+        with log.open("a") as f:
+            f.write('{"event": "original", "cached": false}\n')
+        _show(rec, st, rid, {rid: None})
+        assert rec.calls[-1] == ("phase", rid, "original model ready, Retrained reference next")
+        with log.open("a") as f:
+            f.write('{"event": "reference", "cached": true}\n')
+        _show(rec, st, rid, {rid: None})
+        assert rec.calls[-1] == ("phase", rid, "Retrained reference loaded from the cache, unlearning starts")
+        for e in range(3):
+            st.add_epoch(rid, e, phase="retrain", ua=1.0)
+        _show(rec, st, rid, {rid: None})
+        assert rec.calls[-1] == ("epoch", rid, 3, 10)  # the total from the task event

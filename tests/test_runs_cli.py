@@ -57,7 +57,7 @@ def run(ws, *args):
 
 
 def test_every_command_has_help():
-    for cmd in ("list", "show", "compare", "export", "cancel", "rm"):
+    for cmd in ("list", "show", "compare", "export", "cancel", "rm", "resume"):
         r = CliRunner().invoke(app, ["runs", cmd, "--help"])
         assert r.exit_code == 0 and len(r.stdout) > 100, cmd
 
@@ -214,3 +214,90 @@ def test_workspace_from_env_and_root_option(filled, monkeypatch):
     assert len(json.loads(r.stdout)) == 8
     r = CliRunner().invoke(app, ["-w", str(filled), "runs", "list", "--json"], env={"TARF_HOME": ""})
     assert len(json.loads(r.stdout)) == 8
+
+
+# ---- issue 11: resume, compare views, labels -------------------------------------------------
+def test_resume_runs_left_queued_in_dependency_order(ws, monkeypatch):
+    from engine.store import parse_time
+    from tarf_tui.planner import make_plan
+
+    monkeypatch.setenv("TARF_ENGINE_CMD", " ".join(FAKE))
+    monkeypatch.setenv("TARF_FAKE_EPOCHS", "2")
+    with Store(ws / "tarf.db") as s:  # as a TUI left them ("leave running & quit")
+        ids = [s.create_run(st.spec) for st in make_plan({"method": "ft,ga"}).steps]
+    r = run(ws, "resume", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert "3 queued runs resumed" in r.stderr
+    with Store(ws / "tarf.db") as s:
+        rows = {x["id"]: x for x in s.list_runs()}
+    assert [rows[i]["status"] for i in ids] == ["finished"] * 3
+    ref = rows[ids[0]]
+    assert all(parse_time(rows[i]["started_at"]) >= parse_time(ref["finished_at"]) for i in ids[1:])
+    assert r.stdout.startswith("experiment,") and len(r.stdout.splitlines()) == 4
+    r = run(ws, "resume", str(ids[0]))
+    assert r.exit_code == 2 and f"run {ids[0]} is finished" in r.stderr
+
+
+def test_rm_deletes_a_queued_run(ws):
+    with Store(ws / "tarf.db") as s:
+        rid = s.create_run(RunSpec(method="ft"))
+    r = run(ws, "rm", str(rid))
+    assert r.exit_code == 0, r.output
+    with Store(ws / "tarf.db") as s:
+        assert s.get_run(rid) is None
+
+
+def test_compare_table1_over_the_tasks(filled):
+    r = run(filled, "compare", "--view", "tasks", "--status", "finished", "--format", "json")
+    assert r.exit_code == 0, r.output
+    (grid,) = json.loads(r.stdout)  # one dataset and model
+    groups = [c["group"] for c in grid["columns"] if c["group"]]
+    assert groups[0].startswith("case 10") and groups[-1].startswith("case 11")
+    assert [row["method"] for row in grid["rows"]] == ["retrained", "ft", "tarf"]
+    ft = next(row for row in grid["rows"] if row["method"] == "ft")
+    assert ft["cells"]["10.gap"] == "4.00" and ft["cells"]["11.gap"] == "20.50 ± 0.71"
+    tarf = next(row for row in grid["rows"] if row["method"] == "tarf")
+    assert tarf["cells"]["10.gap"] == "-"  # not run on that task
+    md = run(filled, "compare", "--view", "tasks", "--format", "md").stdout
+    assert "case 10 all-matched Gap" in md and "case 11 target-mismatch Gap" in md
+
+
+def test_compare_sort_and_only_changed(filled):
+    r = run(filled, "compare", "--case", "11", "--status", "finished", "--sort", "-gap", "--format", "json")
+    assert r.exit_code == 0, r.output
+    (g,) = json.loads(r.stdout)
+    assert [row["method"] for row in g["rows"]] == ["retrained", "ft", "tarf"]  # reference first
+    r = run(filled, "compare", "--case", "11", "--status", "finished", "--sort", "gap", "--format", "json")
+    assert [row["method"] for row in json.loads(r.stdout)[0]["rows"]] == ["retrained", "tarf", "ft"]
+    md = run(filled, "compare", "--case", "11", "--status", "finished", "--only-changed", "--format", "md").stdout
+    head = next(x for x in md.splitlines() if x.startswith("| Method"))
+    assert "Gap" in head and "RA" not in head and "MIA" not in head  # equal in every row
+    r = run(filled, "compare", "--sort", "nope")
+    assert r.exit_code == 2 and "unknown sort column 'nope'" in r.stderr
+    out = tmp = filled / "t.csv"
+    r = run(filled, "compare", "--only-changed", "--status", "finished", "--case", "11", "--format", "csv", "-o", str(out))
+    assert r.exit_code == 0 and "RA" not in tmp.read_text().splitlines()[0].split(",")
+
+
+def test_compare_identified_column(ws):
+    with Store(ws / "tarf.db") as s:
+        base = RunSpec(case=11, target="vehicle", forget=("car",), hierarchy="synthetic")
+        for seed, hits in ((0, 2), (1, 1)):
+            rid = s.create_run(base.replace(method="tarf", seed=seed))
+            s.finish(rid, {"ua": 1.0, "gap": 3.0, "rte_s": 2.0,
+                           "extras": {"identification": {"hits": hits, "n": 2, "excluded": [], "hidden": []}}})
+    r = run(ws, "compare", "--format", "md")
+    assert r.exit_code == 0, r.output
+    assert "identified" in r.stdout and "| 3/4 |" in r.stdout
+
+
+def test_compare_labels_name_the_setting_once(ws):
+    from tarf_tui.experiment import expand
+
+    with Store(ws / "tarf.db") as s:
+        for spec in expand({"method": "ft", "epochs": "3,5"}).specs:
+            s.finish(s.create_run(spec), {"ua": 1.0, "gap": 3.0, "rte_s": 2.0})
+    text = run(ws, "compare", "--format", "md").stdout
+    assert "| FT (epochs=3) |" in text and "| FT (epochs=5) |" in text
+    assert "None" not in text
+    assert "RTE = seconds spent unlearning" in run(ws, "compare").stdout
