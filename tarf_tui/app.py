@@ -42,6 +42,7 @@ class TarfApp(App):
         Binding("f3", "show('runs')", "Runs"),
         Binding("f4", "show('compare')", "Compare"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("question_mark", "help", "Keys", tooltip="This key reference"),
     ]
 
     def __init__(self, workspace: str | Path | Workspace | None = None,
@@ -111,6 +112,17 @@ class TarfApp(App):
         from .screens.detail import DetailScreen
 
         self.push_screen(DetailScreen(run_id))
+
+    def action_help(self) -> None:
+        """``?``: the key reference, the current screen's section highlighted."""
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        names = {"BuilderScreen": "Builder", "RunsScreen": "Runs", "DetailScreen": "Run detail",
+                 "OverlayScreen": "Overlay", "CompareScreen": "Compare"}
+        self.push_screen(HelpScreen(names.get(type(self.screen).__name__)))
 
     def open_overlay(self, run_ids: list[int]) -> None:
         from .screens.overlay import OverlayScreen

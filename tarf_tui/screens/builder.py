@@ -23,12 +23,12 @@ from engine.hierarchy import Hierarchy, builtin_names, load_hierarchy
 from engine.methods.params import CATALOG
 from engine.spec import RunSpec
 
+from ..options import DATASET_SIZES, DEFAULT_METHODS, parse_seeds
 from ..widgets.case_picker import CasePicker
-from ..widgets.common import ARCHS, CATEGORY_STYLE
+from ..widgets.common import ARCHS, CATEGORY_STYLE, method_title
 from ..widgets.hierarchy_tree import HierarchyTree
 from ..widgets.params_form import ParamsForm
 
-DEFAULT_METHODS = ("retrained", "ft", "ga", "tarf")
 
 
 @lru_cache(maxsize=16)
@@ -36,31 +36,12 @@ def _hier(name: str, k: int) -> Hierarchy:
     return load_hierarchy(name, k)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0,1,2`` or ``0-4`` (or a mix) -> sorted unique seeds."""
-    out: set[int] = set()
-    for part in (p.strip() for p in text.replace(" ", ",").split(",")):
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1))
-            else:
-                out.add(int(part))
-        except ValueError:
-            raise TarfError(f"seeds: expected numbers like 0,1,2 or 0-4, got {part!r}") from None
-    if not out:
-        raise TarfError("seeds: give at least one seed")
-    return sorted(out)
-
-
 class BuilderScreen(Screen):
     AUTO_FOCUS = "#cases"
     BINDINGS = [
-        Binding("ctrl+l", "launch", "Launch", priority=True),
-        Binding("ctrl+k", "focus_cases", "Cases"),
-        Binding("ctrl+t", "focus_tree", "Target tree"),
+        Binding("ctrl+l", "launch", "Launch", priority=True, tooltip="Launch: plan the grid, reuse finished runs, queue the rest"),
+        Binding("ctrl+k", "focus_cases", "Cases", tooltip="Focus the case picker"),
+        Binding("ctrl+t", "focus_tree", "Target tree", tooltip="Focus the target / forgetting tree"),
     ]
 
     def __init__(self):
@@ -113,7 +94,7 @@ class BuilderScreen(Screen):
                     yield Label("[b]Methods[/b] (Retrained reference always added)",
                                 classes="section")
                     yield SelectionList[str](
-                        *[(f"{i.title:<10} {i.description[:44]}", n, n in DEFAULT_METHODS)
+                        *[(f"{i.title:<10} {i.description[:40]}", n, n in DEFAULT_METHODS)
                           for n, i in CATALOG.items()], id="methods", compact=True)
                     with Horizontal(classes="form-row"):
                         yield Label("model", classes="field-name")
@@ -121,7 +102,16 @@ class BuilderScreen(Screen):
                                      allow_blank=False, id="arch", compact=True)
                     with Horizontal(classes="form-row"):
                         yield Label("epochs", classes="field-name")
-                        yield Input(placeholder="method default", id="epochs", type="integer", compact=True)
+                        yield Input(placeholder="each method's default (see its form)",
+                                    id="epochs", type="integer", compact=True,
+                                    tooltip="unlearning epochs of every method; overrides the "
+                                            "epochs of each method's form")
+                    with Horizontal(classes="form-row"):
+                        yield Label("recipe ep", classes="field-name")
+                        yield Input(placeholder="recipe's (10 embedded, 30 CIFAR)",
+                                    id="recipe-epochs", type="integer", compact=True,
+                                    tooltip="epochs of the original model and of Retrained "
+                                            "(part of the experiment)")
                     with Horizontal(classes="form-row"):
                         yield Label("seeds", classes="field-name")
                         yield Input("0", placeholder="0,1,2 or 0-4", id="seeds", compact=True)
@@ -136,9 +126,9 @@ class BuilderScreen(Screen):
             with Collapsible(title="Method parameters (blank = default shown)", id="params",
                              collapsed=True):
                 yield Vertical(id="forms")
-            with Horizontal(id="launch-bar"):
-                yield Button("Launch (ctrl+l)", variant="success", id="launch", compact=True)
-                yield Static("", id="launch-summary")
+        with Horizontal(id="launch-bar"):  # outside the scroll: always on screen
+            yield Button("Launch (ctrl+l)", variant="success", id="launch", compact=True)
+            yield Static("", id="launch-summary")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -163,7 +153,7 @@ class BuilderScreen(Screen):
             return
         ok, where = self.availability[self.dataset]
         if self.dataset == "synthetic":
-            w.update("[green]✓ embedded, ready[/green] [dim](3600 train, 12 classes)[/dim]")
+            w.update(f"[green]✓ embedded, ready[/green] [dim]({DATASET_SIZES['synthetic']})[/dim]")
         elif ok:
             w.update(f"[green]✓ present[/green] [dim]{where}[/dim]")
         else:
@@ -354,7 +344,8 @@ class BuilderScreen(Screen):
             have = {f.method for f in self.query(ParamsForm)}
             box = self.query_one("#forms", Vertical)
             new = [ParamsForm(m, self.dataset, cat, values.get(m), id=f"form-{m}",
-                              classes="params-form") for m in chosen if m not in have]
+                              classes="params-form", global_epochs=self.global_epochs())
+                   for m in chosen if m not in have]
             if new:
                 box.mount_all(new)
         for form in self.query(ParamsForm):
@@ -362,16 +353,33 @@ class BuilderScreen(Screen):
             form.set_context(self.dataset, cat)
         self.update_summary()
 
+    def global_epochs(self) -> int | None:
+        """The global epochs field (every method's unlearning epochs), or None when blank."""
+        raw = self.query_one("#epochs", Input).value.strip()
+        return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+    @on(Input.Changed, "#epochs")
+    def _epochs(self, event: Input.Changed) -> None:
+        """Every params form shows the global epochs as its effective epochs (never a form
+        saying 3 while 10 run)."""
+        n = self.global_epochs()
+        for form in self.query(ParamsForm):
+            form.set_global_epochs(n)
+        self.update_summary()
+
     def update_summary(self) -> None:
         try:
             seeds = parse_seeds(self.query_one("#seeds", Input).value)
         except TarfError:
             seeds = []
-        methods = [m for m in self.selected_methods() if m != "retrained"]
+        methods = [method_title(m) for m in self.selected_methods() if m != "retrained"]
         n = (len(methods) + 1) * len(seeds)
+        ep = self.global_epochs()
         self.query_one("#launch-summary", Static).update(
-            f"{n} runs: Retrained + {', '.join(methods) or 'no method'} × {len(seeds)} seed(s) "
-            f"on case {self.case_no}")
+            f"[b]{n} runs[/b]: Retrained + {', '.join(methods) or 'no method'} × {len(seeds)} "
+            f"seed(s) on case {self.case_no}"
+            + (f" · {ep} epochs each (global)" if ep else " · each method's epochs")
+            + " · finished ones are reused")
 
     @on(Input.Changed, "#seeds")
     def _seeds(self, event: Input.Changed) -> None:
@@ -395,6 +403,7 @@ class BuilderScreen(Screen):
         if not case.practical and not self.query_one("#allow-impractical", Checkbox).value:
             raise TarfError(f"case {case.no} is impractical; tick 'allow impractical' to run it")
         epochs = self.query_one("#epochs", Input).value.strip()
+        recipe_epochs = self.query_one("#recipe-epochs", Input).value.strip()
         workers = self.query_one("#workers", Input).value.strip() or "1"
         if not workers.isdigit() or int(workers) < 1:
             raise TarfError("parallel: expected a number of engines >= 1")
@@ -402,7 +411,7 @@ class BuilderScreen(Screen):
             "dataset": self.dataset, "hierarchy": self.hier_name, "subsets": self.subsets,
             "case": self.case_no, "target": self.target, "forget": "+".join(self.forget),
             "method": ",".join(methods), "arch": str(self.query_one("#arch", Select).value),
-            "epochs": epochs or None,
+            "epochs": epochs or None, "recipe_epochs": recipe_epochs or None,
             "seed": ",".join(map(str, parse_seeds(self.query_one("#seeds", Input).value))),
             "device": str(self.query_one("#device", Select).value),
             "allow_impractical": not case.practical,
@@ -414,31 +423,25 @@ class BuilderScreen(Screen):
         self.action_launch()
 
     def action_launch(self) -> None:
+        if self.app.store.read_only:
+            self.notify("read-only workspace: runs can be viewed, not started", severity="error")
+            return
         try:
             job = self.collect()
         except TarfError as e:
             self.notify(str(e), severity="error", timeout=6)
             return
 
-        def expand():
-            from ..experiment import expand, plan
-            exp = expand(job["options"], sets=job["sets"])
-            return exp, plan(exp.specs)
-
-        def expanded(result) -> None:
-            exp, deps = result
-            for w in exp.warnings:
+        def launched(plan) -> None:
+            for w in plan.warnings:
                 self.notify(w, severity="warning")
+            self.notify(f"{len(plan.to_start)} started, {len(plan.reused)} reused"
+                        + (f", {len(plan.joined)} already queued or running" if plan.joined else "")
+                        + f" · {job['workers']} at a time")
+            self.app.action_show("runs")
+            self.app.runs.refresh_now()
 
-            def queued(ids: list[int]) -> None:
-                self.notify(f"queued {len(ids)} runs (runs {min(ids)}–{max(ids)}), "
-                            f"{job['workers']} at a time")
-                self.app.action_show("runs")
-                self.app.runs.refresh_now()
-
-            self.app.submit(exp.specs, deps, workers=job["workers"], done=queued)
-
-        self.app.bg(expand, done=expanded, group="launch")
+        self.app.launch(job["options"], job["sets"], workers=job["workers"], done=launched)
 
     def action_focus_cases(self) -> None:
         self.query_one(CasePicker).focus()
@@ -474,6 +477,8 @@ class BuilderScreen(Screen):
             ml.select(method)
             self.query_one("#arch", Select).value = spec.get("arch", "smallcnn")
             self.query_one("#epochs", Input).value = str(spec["epochs"]) if spec.get("epochs") else ""
+            rec = (spec.get("recipe") or {}).get("epochs")
+            self.query_one("#recipe-epochs", Input).value = str(rec) if rec else ""
             self.query_one("#seeds", Input).value = str(spec.get("seed", 0))
             self.query_one("#device", Select).value = spec.get("device", "auto")
             if method != "retrained" and spec.get("params"):

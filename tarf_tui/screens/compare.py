@@ -68,12 +68,12 @@ def view_runs(store: Store, exps: list[dict], key: str, kind: str) -> list[dict]
 
 class CompareScreen(Screen):
     BINDINGS = [
-        Binding("t", "toggle_view", "Table 1 / experiment"),
-        Binding("s", "sort(1)", "Sort"),
-        Binding("S", "sort(-1)", "Reverse sort", show=False),
-        Binding("o", "only_changed", "Only changed"),
-        Binding("x", "export_all", "Export md/csv/tex/json"),
-        Binding("enter", "focus_table", "Show", show=False),
+        Binding("t", "toggle_view", "Table 1 / experiment", tooltip="Switch between one experiment and Table 1 across the tasks of its dataset and model"),
+        Binding("s", "sort(1)", "Sort", tooltip="Sort by the next column (Method, then each metric column)"),
+        Binding("S", "sort(-1)", "Reverse sort", show=False, tooltip="Reverse the sort"),
+        Binding("o", "only_changed", "Only changed", tooltip="Hide the columns equal in every row (DVC's --only-changed)"),
+        Binding("x", "export_all", "Export md/csv/tex/json", tooltip="Export what is shown (view, sort, columns) as md, csv, tex and json to <workspace>/exports"),
+        Binding("enter", "focus_table", "Show", show=False, tooltip="Focus the experiment list"),
     ]
 
     def __init__(self):

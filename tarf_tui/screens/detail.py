@@ -148,10 +148,10 @@ def tarf_text(epochs: list[dict]) -> str:
 class DetailScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("i", "identification", "Identification"),
+        Binding("i", "identification", "Identification", tooltip="TARF / TARF-I: target identification view (again: the epoch charts)"),
         Binding("c", "cancel", "Cancel run"),
         Binding("b", "rebuild", "Re-open in builder"),
-        Binding("m", "compare", "Compare"),
+        Binding("m", "compare", "Compare", tooltip="Compare the run's experiment (Table 1)"),
     ]
 
     def __init__(self, run_id: int):

@@ -45,7 +45,7 @@ class QuitScreen(ModalScreen[str]):
         with Vertical(classes="dialog"):
             yield Label(f"{self.n} run(s) are queued or running.", classes="dialog-question")
             yield Label("[dim]Left running, engines keep going and are picked up again the next "
-                        "time tarf-tui opens; queued runs wait for 'Start queued runs'.[/dim]")
+                        "time tarf-tui opens; queued runs stay queued and start then.[/dim]")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel runs & quit (c)", variant="error", id="cancel")
                 yield Button("Leave running & quit (l)", variant="warning", id="leave")

@@ -27,7 +27,7 @@ def run_label(run: dict) -> str:
 class OverlayScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("n", "metric(1)", "Next metric"),
+        Binding("n", "metric(1)", "Next metric", tooltip="Next metric: UA, RA, TA, acc D_f, acc D_uf, loss"),
         Binding("N", "metric(-1)", "Previous metric"),
     ]
 

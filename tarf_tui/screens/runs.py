@@ -1,6 +1,7 @@
 """Runs: every run in the workspace, updating while engines (of this or any other process) write
-the database. Sortable (s / click a header), filterable (/), cancel (c), delete (d), open (enter),
-compare its experiment (m), re-open the builder from its settings (b)."""
+the database. Sortable (s / click a header), filterable (/), cancel (c), delete (d; a queued run
+is taken off the queue), open (enter), compare its experiment (m), re-open the builder from its
+settings (b), mark runs (space) and overlay one metric of the marked runs (o)."""
 
 from __future__ import annotations
 
@@ -90,14 +91,14 @@ class RunsScreen(Screen):
     AUTO_FOCUS = "#runs-table"
     BINDINGS = [
         Binding("c", "cancel", "Cancel run"),
-        Binding("d", "delete", "Delete"),
+        Binding("d", "delete", "Delete", tooltip="Delete the run (a queued one leaves the queue; a running one: cancel first)"),
         Binding("b", "rebuild", "Re-open in builder"),
-        Binding("m", "compare", "Compare"),
-        Binding("space", "mark", "Mark"),
-        Binding("o", "overlay", "Overlay marked"),
-        Binding("slash", "filter", "Filter"),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "reverse", "Reverse", show=False),
+        Binding("m", "compare", "Compare", tooltip="Compare the run's experiment (Table 1)"),
+        Binding("space", "mark", "Mark", tooltip="Mark / unmark the run for the overlay"),
+        Binding("o", "overlay", "Overlay marked", tooltip="Overlay one metric of the marked runs (or the run under the cursor)"),
+        Binding("slash", "filter", "Filter", tooltip="Filter: words or key=value (case=11 method=tarf status=running)"),
+        Binding("s", "sort", "Sort", tooltip="Sort by the next column (or click a header)"),
+        Binding("S", "reverse", "Reverse", show=False, tooltip="Reverse the sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -301,17 +302,21 @@ class RunsScreen(Screen):
         row = self.selected()
         if not row:
             return
-        if row["status"] in ACTIVE:
-            self.notify(f"run {row['id']} is {row['status']}: cancel it first (c)", severity="warning")
+        if row["status"] == "running":
+            self.notify(f"run {row['id']} is running: cancel it first (c)", severity="warning")
             return
+        if self.app.store.read_only:
+            self.notify("read-only workspace: runs cannot be deleted", severity="error")
+            return
+        what = " (queued: it is taken off the queue)" if row["status"] == "queued" else ""
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.app.bg(self.app.store.delete_run, row["id"],
-                            done=lambda _: (self.notify(f"run {row['id']} deleted"), self.refresh_now()))
+                self.app.delete_run(row["id"], done=lambda _: (
+                    self.notify(f"run {row['id']} deleted"), self.refresh_now()))
 
-        self.app.push_screen(ConfirmScreen(f"Delete run {row['id']} and its epochs?", yes="Delete"),
-                             answer)
+        self.app.push_screen(ConfirmScreen(f"Delete run {row['id']} and its epochs?{what}",
+                                           yes="Delete"), answer)
 
     def action_rebuild(self) -> None:
         row = self.selected()

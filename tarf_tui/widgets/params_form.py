@@ -36,8 +36,9 @@ class ParamsForm(Vertical):
     one-line reason for fields that are invalid now."""
 
     def __init__(self, method: str, dataset: str = "synthetic", category: str | None = None,
-                 values: dict[str, Any] | None = None, **kw):
+                 values: dict[str, Any] | None = None, global_epochs: int | None = None, **kw):
         super().__init__(**kw)
+        self.global_epochs = global_epochs  # the builder's epochs field: wins over this form's
         self._initial = dict(values or {})
         self.method = method
         self.dataset = dataset
@@ -62,6 +63,40 @@ class ParamsForm(Vertical):
     def on_mount(self) -> None:
         if self._initial:
             self.set_values(self._initial)
+        if self.global_epochs is not None:
+            self.set_global_epochs(self.global_epochs, force=True)
+
+    def _ids(self, name: str) -> tuple[str, str]:
+        base = f"{self.method}-{name}".replace(".", "_")
+        return f"#p-{base}", f"#e-{base}"
+
+    def set_global_epochs(self, n: int | None, force: bool = False) -> None:
+        """The builder's global epochs override this form's ``epochs``: the field shows the
+        value that will run (and is locked) while the global field is set."""
+        if (n == self.global_epochs and not force) or not any(f["name"] == "epochs" for f in self.fields):
+            self.global_epochs = n
+            return
+        self.global_epochs = n
+        inp_id, help_id = self._ids("epochs")
+        inp = self.query_one(inp_id, Input)
+        f = next(f for f in self.fields if f["name"] == "epochs")
+        if n is None:
+            inp.disabled = False
+            inp.placeholder = str(self._effective_defaults().get("epochs", f["default"]))
+            self._check(f, inp.value)
+        else:
+            inp.disabled = True
+            inp.placeholder = f"{n} (global)"
+            self.query_one(help_id, Static).update(
+                f"[yellow]{n}: the global epochs field sets every method's epochs[/yellow]"
+                + (f" [dim](this form's {inp.value} is not used)[/dim]" if inp.value.strip() else ""))
+
+    def effective(self) -> dict[str, Any]:
+        """The params that will run: defaults, this form's overrides, the global epochs."""
+        out = {**self._effective_defaults(), **self._values}
+        if self.global_epochs is not None and "epochs" in out:
+            out["epochs"] = self.global_epochs
+        return out
 
     def _effective_defaults(self) -> dict[str, Any]:
         try:
@@ -104,10 +139,15 @@ class ParamsForm(Vertical):
         defaults = self._effective_defaults()
         for f in self.fields:
             w = self.query_one(f"#p-{self.method}-{f['name']}".replace(".", "_"), Input)
-            w.placeholder = str(defaults.get(f["name"], f["default"]))
+            if not (f["name"] == "epochs" and self.global_epochs is not None):
+                w.placeholder = str(defaults.get(f["name"], f["default"]))
 
     def values(self) -> dict[str, Any]:
-        return dict(self._values)
+        """The overrides typed (a locked epochs field, see ``set_global_epochs``, is left out)."""
+        out = dict(self._values)
+        if self.global_epochs is not None:
+            out.pop("epochs", None)
+        return out
 
     def set_values(self, values: dict[str, Any]) -> None:
         """Fill inputs from a spec's params (re-open the builder from a run)."""

@@ -28,9 +28,12 @@ class RunTable(ScrollView, can_focus=True):
     """
     COMPONENT_CLASSES = {"run-table--header", "run-table--cursor", "run-table--odd"}
     BINDINGS = [
-        Binding("up", "move(-1)", show=False), Binding("down", "move(1)", show=False),
-        Binding("pageup", "page(-1)", show=False), Binding("pagedown", "page(1)", show=False),
-        Binding("home", "jump(0)", show=False), Binding("end", "jump(-1)", show=False),
+        Binding("up", "move(-1)", "Cursor up", show=False),
+        Binding("down", "move(1)", "Cursor down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First run", show=False),
+        Binding("end", "jump(-1)", "Last run", show=False),
         Binding("enter", "choose", "Detail"),
     ]
 
