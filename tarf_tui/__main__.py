@@ -1,3 +1,6 @@
-from .cli import main
+"""``python -m tarf_tui``: the ``tarf-tui`` command (the entry point is the only importer of the shell)."""
 
-main()
+from . import cli
+
+if __name__ == "__main__":
+    cli.main()

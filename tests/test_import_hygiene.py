@@ -30,7 +30,9 @@ def loaded_after(code: str) -> set[str]:
 
 @pytest.mark.parametrize("module", ["tarf_tui.cli", "tarf_tui.headless", "tarf_tui.runs_cli",
                                     "tarf_tui.experiment", "tarf_tui.compare",
-                                    "tarf_tui.launcher"])
+                                    "tarf_tui.launcher", "tarf_tui.planner", "tarf_tui.options",
+                                    "tarf_tui.logs", "tarf_tui.cli_common",
+                                    "tarf_tui.methods_info"])
 def test_front_end_modules_load_no_ui_or_torch(module):
     mods = loaded_after(f"import {module}")
     assert not mods & set(UI + HEAVY), mods & set(UI + HEAVY)
@@ -77,3 +79,27 @@ def test_engine_never_loads_textual_or_plotext():
     mods = loaded_after(code)
     assert "torch" in mods  # the engine proper was imported
     assert not mods & set(UI), mods & set(UI)
+
+
+def test_no_module_imports_the_cli_shell():
+    """``cli`` is the shell on top: nothing imports it back (issue 12: the lazy
+    ``from .cli import fail`` closed an import circle)."""
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / "tarf_tui").rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if "from .cli import" in line
+            or ("tarf_tui.cli" in line and "import" in line and p.name != "__main__.py")]
+    assert hits == []
+
+
+def test_workspace_option_and_engine_command_are_defined_once():
+    src = {p.name: p.read_text() for p in (ROOT / "tarf_tui").rglob("*.py")}
+    assert sum(s.count('"--workspace"') for s in src.values()) == 1, \
+        [n for n, s in src.items() if '"--workspace"' in s]
+    assert sum(s.count("os.environ.get(ENGINE_CMD_ENV") + s.count('environ.get("TARF_ENGINE_CMD"')
+               for s in src.values()) == 1
+
+
+def test_readme_is_self_contained():
+    """The README works for anyone who clones the project elsewhere (issue 11 #10)."""
+    text = (ROOT / "README.md").read_text()
+    assert "../shared" not in text and "/work/" not in text
