@@ -329,6 +329,7 @@ class FolderState:
     beat: str | None = None  # last heartbeat time seen
     beat_seen: float = 0.0  # time.monotonic() when it last changed
     damaged: int = 0
+    deferred: tuple[str, str | None] | None = None  # a final status held back (``defer``)
 
 
 @dataclass
@@ -360,9 +361,19 @@ def _row_attempt(row: Mapping[str, Any]) -> int:
 class Ingestor:
     """Idempotent replay of run folders into a store, with a byte offset per folder."""
 
-    def __init__(self, store):
+    def __init__(self, store, defer: Iterable[str] = ()):
+        """``defer``: terminal statuses the engine writes that are not applied but kept in
+        ``deferred(folder)`` for the caller to judge (a Slurm task's engine writes ``killed``
+        on SIGTERM both when cancelled and when preempted or requeued; only Slurm knows
+        which)."""
         self.store = store
+        self.defer = tuple(defer)
         self.folders: dict[Path, FolderState] = {}
+
+    def deferred(self, folder: str | os.PathLike) -> tuple[str, str | None] | None:
+        """(status, error) of the deferred final event of the folder's current attempt."""
+        st = self.folders.get(Path(folder))
+        return None if st is None else st.deferred
 
     def ingest(self, folder: str | os.PathLike) -> IngestResult:
         folder = Path(folder)
@@ -395,8 +406,14 @@ class Ingestor:
             elif status in TERMINAL:
                 events = []  # already ingested (or ended by the driver): nothing to redo
             st.attempt = newest
+            st.deferred = None
         for ev in events:
             if int(ev.get("a") or 0) != st.attempt:
+                continue
+            final = ev.get("status") if ev["event"] in ("finish", "mark") else None
+            if final in self.defer:
+                st.deferred = (str(final), ev.get("error"))
+                res.events += 1
                 continue
             status = self._apply(rid, ev, status)
             res.events += 1

@@ -245,7 +245,8 @@ class SlurmExecutor:
         self.env = dict(env or {})
         if "TARF_THREADS" not in self.env and "TARF_THREADS" not in os.environ:
             self.env["TARF_THREADS"] = str(self.config.cpus)  # the task's cores, not the driver's
-        self.ingestor = Ingestor(store)
+        # the engine's "killed" (SIGTERM) waits for Slurm's word: cancelled, or requeued
+        self.ingestor = Ingestor(store, defer=("killed",))
         self._states: dict[str, tuple[str, str, str]] = {}  # job id -> (state, reason, node)
         self._states_at = 0.0
         if check:
@@ -463,6 +464,10 @@ class SlurmExecutor:
                 details.append(f"node {info['NodeList']}")
         elif st is not None and st[2]:
             details.append(f"node {st[2]}")
+        held = self.ingestor.deferred(folder)
+        if held is not None and state in (None, "CANCELLED", "PREEMPTED"):
+            status = held[0]
+            why = f"{held[1] or 'stopped by signal'}; {why}"
         tail = _last_line(folder / LOG_FILE)
         text = f"{why} (job {job}" + (f"; {'; '.join(details)}" if details else "") + ")"
         if tail:

@@ -1,0 +1,183 @@
+"""tarf_tui/slurm.py against a real Slurm (``scripts/slurm-local start``; ``.ci/run`` starts
+it). Skipped, with the reason, where no Slurm controller answers. Engines are the fake engine
+(tests/fake_engine.py) unless the real one is the point. Every wait polls with a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.spec import RunSpec
+from engine.store import TERMINAL, Store
+from tarf_tui.launcher import Launcher
+from tarf_tui.slurm import (ALIVE_STATES, SlurmConfig, SlurmError, SlurmExecutor, load_config,
+                            slurm_available, sync_workspace)
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = [sys.executable, str(ROOT / "tests" / "fake_engine.py")]
+WHY = slurm_available()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no Slurm here: {WHY}")
+
+
+def wait_for(cond, timeout=90.0, every=0.2, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@pytest.fixture
+def ws(tmp_path):
+    s = Store(tmp_path / "tarf.db")
+    yield s
+    # leave nothing behind in the queue
+    for r in s.list_runs():
+        if r.get("job_id"):
+            subprocess.run(["scancel", r["job_id"]], capture_output=True)
+    s.close()
+
+
+def launcher(store, env=None, engine=FAKE, **cfg) -> Launcher:
+    ex = SlurmExecutor(store, SlurmConfig(**cfg), engine_cmd=engine, env=env or {})
+    return Launcher(store, ex)
+
+
+def squeue_alive(job: str) -> bool:
+    out = subprocess.run(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T", "-j", job.split("_")[0]],
+                         capture_output=True, text=True).stdout
+    return any(line.split("|")[0] == job and line.split("|")[1] in ALIVE_STATES
+               for line in out.splitlines())
+
+
+def settle(launch: Launcher, ids, timeout=120.0) -> dict[int, str]:
+    def done():
+        launch.reap()
+        st = launch.store.statuses(ids)
+        return st if all(s in TERMINAL for s in st.values()) else None
+
+    return wait_for(done, timeout, what=f"runs {ids} to end")
+
+
+def test_a_grid_is_one_job_array_and_every_run_finishes(ws):
+    launch = launcher(ws, env={"TARF_FAKE_EPOCHS": "3"}, max_running=2)
+    ids = [launch.submit(RunSpec(seed=i)) for i in range(3)]
+    assert launch.start_many(ids) == ids
+    rows = [ws.get_run(i) for i in ids]
+    jobs = {r["job_id"].split("_")[0] for r in rows}
+    assert len(jobs) == 1  # one array
+    assert sorted(r["job_id"].split("_")[1] for r in rows) == ["0", "1", "2"]
+    assert all(r["executor"] == "slurm" for r in rows)
+    assert settle(launch, ids) == {i: "finished" for i in ids}
+    for i in ids:
+        r = ws.get_run(i)
+        assert r["host"] and r["ua"] == 2.0 and len(ws.epochs(i)) == 3
+        assert Path(r["log_path"]).read_text().count('"event": "finished"') == 1
+
+
+def test_pending_shows_queued_with_its_job_id_then_running(ws):
+    launch = launcher(ws, env={"TARF_FAKE_EPOCHS": "40", "TARF_FAKE_DELAY": "0.25"}, max_running=1)
+    a, b = (launch.submit(RunSpec(seed=i)) for i in range(2))
+    launch.start_many([a, b])
+    wait_for(lambda: launch.reap() is not None and ws.get_run(a)["status"] == "running",
+             what="run a running")
+    rb = ws.get_run(b)
+    assert rb["status"] == "queued" and rb["job_id"].endswith("_1")  # %1: still in the queue
+    assert launch.cancel(b) == "killed"
+    assert not squeue_alive(rb["job_id"])
+    assert launch.cancel(a, timeout=30) == "killed"
+    assert not squeue_alive(ws.get_run(a)["job_id"])
+    launch.reap()
+    assert ws.statuses([a, b]) == {a: "killed", b: "killed"}
+
+
+def test_kill_9_of_the_engine_ends_the_run_failed_with_slurms_word(ws):
+    launch = launcher(ws, env={"TARF_FAKE_EPOCHS": "200", "TARF_FAKE_DELAY": "0.2"},
+                      stale_after=60)
+    rid = launch.submit(RunSpec())
+    launch.start_many([rid])
+    pid = wait_for(lambda: launch.reap() is not None and ws.get_run(rid)["pid"],
+                   what="the engine's pid")
+    os.kill(pid, signal.SIGKILL)
+    # well within the heartbeat timeout: Slurm reports the task over
+    assert settle(launch, [rid], timeout=60) == {rid: "failed"}
+    err = ws.get_run(rid)["error"]
+    assert "Slurm: FAILED" in err and "signal 9" in err, err
+
+
+def test_a_silent_engine_is_lost_not_left_running(ws):
+    launch = launcher(ws, env={"TARF_FAKE_HANG": "1"}, stale_after=2)
+    rid = launch.submit(RunSpec())
+    launch.start_many([rid])
+    assert settle(launch, [rid], timeout=60) == {rid: "failed"}
+    run = ws.get_run(rid)
+    assert run["error"].startswith("lost: no heartbeat") and "RUNNING" in run["error"]
+    wait_for(lambda: not squeue_alive(run["job_id"]), 30, what="the lost task cancelled")
+
+
+def test_a_requeued_task_restarts_without_stale_rows(ws):
+    launch = launcher(ws, env={"TARF_FAKE_EPOCHS": "6", "TARF_FAKE_DELAY": "0.4"})
+    rid = launch.submit(RunSpec())
+    launch.start_many([rid])
+    wait_for(lambda: launch.reap() is not None and len(ws.epochs(rid)) >= 2, what="2 epochs")
+    job = ws.get_run(rid)["job_id"]
+    subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True)
+    # Slurm holds a requeued job back a while (BeginTime, 2 min); let it start now
+    state = lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"],
+                                   capture_output=True, text=True).stdout.strip()
+    wait_for(lambda: state() == "PENDING", 60, what="the task back in the queue")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
+                   capture_output=True)
+    assert settle(launch, [rid]) == {rid: "finished"}
+    run = ws.get_run(rid)
+    assert run["attempt"] == 1 and run["error"] is None
+    assert [e["epoch"] for e in ws.epochs(rid)] == list(range(6))
+
+
+def test_runs_sync_twice_duplicates_nothing(ws):
+    launch = launcher(ws, env={"TARF_FAKE_EPOCHS": "4"})
+    ids = [launch.submit(RunSpec(seed=i)) for i in range(2)]
+    launch.start_many(ids)
+    settle(launch, ids)
+    snap = lambda: ([ws.get_run(i) for i in ids], [ws.epochs(i) for i in ids],
+                    ws.query("SELECT count(*) AS n FROM epochs")[0]["n"])
+    before = snap()
+    for _ in range(2):
+        rep = sync_workspace(ws, launch.executor)
+        assert rep.folders == 2 and rep.changed == [] and rep.damaged == 0
+    assert snap() == before and before[2] == 8
+    assert ws.integrity_check() == "ok"
+
+
+def test_bad_partition_and_settings_are_one_line_errors(ws, tmp_path):
+    with pytest.raises(Exception) as e:
+        SlurmExecutor(ws, SlurmConfig(partition="nosuchpart"))
+    assert "nosuchpart" in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / "slurm.toml").write_text('partition = "x"\ncpus = "many"\n')
+    with pytest.raises(Exception, match="cpus"):
+        load_config(tmp_path)
+    (tmp_path / "slurm.toml").write_text('[slurm]\nqueue = "x"\n')
+    with pytest.raises(Exception, match="queue"):
+        load_config(tmp_path)
+
+
+def test_sbatch_refusal_marks_the_runs_failed(ws):
+    launch = launcher(ws, sbatch_args=("--mem=999999999G",))
+    rid = launch.submit(RunSpec())
+    assert launch.start_many([rid]) == []
+    run = ws.get_run(rid)
+    assert run["status"] == "failed" and "sbatch refused" in run["error"]
+
+
+def test_no_slurm_is_a_clear_error(ws, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SlurmError, match="sbatch not found"):
+        SlurmExecutor(ws, SlurmConfig())
