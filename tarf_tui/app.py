@@ -24,6 +24,7 @@ from .planner import Plan, Scheduler, make_plan, plan_specs
 from .widgets.common import Clock, utc_now
 
 POOL_TICK_S = 0.5  # how often queued runs are started / dead engines reaped
+MIN_SIZE = (80, 24)  # the smallest terminal every screen is laid out for
 DEFAULT_WORKERS = 2  # engines at once unless the builder says otherwise
 
 
@@ -80,6 +81,7 @@ class TarfApp(App):
         if start is None:  # empty workspace: the builder; else the runs
             start = "runs" if self.store.has_runs() else "builder"
         self.push_screen(start)
+        self.check_size(*self.size)
         self.set_interval(POOL_TICK_S, self._tick_queue, name="pool")
         if self.store.read_only:
             self.sub_title = f"workspace {self.workspace.path.name} (read-only)"
@@ -96,6 +98,20 @@ class TarfApp(App):
     def _resumed(self, ids: list[int]) -> None:
         if ids:
             self.notify(f"resumed {len(ids)} queued run(s) left from an earlier session")
+
+    def on_resize(self, event) -> None:
+        self.check_size(event.size.width, event.size.height)
+
+    def check_size(self, width: int, height: int) -> bool:
+        """Below ``MIN_SIZE``: one warning naming the minimum (again after it was fixed and
+        broken again); returns whether the terminal is big enough."""
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        if small and not getattr(self, "_small", False):
+            self.notify(f"terminal {width}x{height} is below the {MIN_SIZE[0]}x{MIN_SIZE[1]} "
+                        "minimum: panels are cut; enlarge the window", severity="warning",
+                        timeout=8)
+        self._small = small
+        return not small
 
     def action_show(self, name: str) -> None:
         target = self.get_screen(name)

@@ -24,7 +24,7 @@ from engine.store import ACTIVE
 from .. import logs
 from ..widgets.charts import (EpochChart, IdentificationChart, ident_legend, ident_summary,
                               ident_table, identification, phase_spans)
-from ..widgets.common import (CATEGORY_STYLE, epoch_progress, fmt_num, fmt_secs, fmt_time,
+from ..widgets.common import (CATEGORY_SHORT, CATEGORY_STYLE, epoch_progress, fmt_num, fmt_secs, fmt_time,
                               method_title, planned_epochs, run_time, status_text)
 
 DETAIL_POLL_S = 0.5  # charts update at most this often (and only when an epoch landed)
@@ -292,7 +292,7 @@ class DetailScreen(Screen):
         ident = identification(self.epochs, self.run.get("extras"))
         self.ident = ident
         self.query_one("#chart-ident", IdentificationChart).set_identification(ident)
-        self.query_one("#legend-ident", Static).update(ident_legend(ident))
+        self.query_one("#legend-ident", Static).update(ident_legend(ident, self.size.width < 120))
         if ident is None:
             method = self.run.get("method")
             why = ("waiting for epoch t1, where TARF ranks the units" if method in IDENT_METHODS
@@ -309,13 +309,15 @@ class DetailScreen(Screen):
         cat = case.category if case else ""
         style = CATEGORY_STYLE.get(cat, "")
         label, secs = run_time(run, self.app.clock())
+        wide = self.size.width >= 120
         head = Text.assemble(
             (f"run {run['id']} ", "bold"), status_text(run["status"]),
             f"  {method_title(run.get('method'))} · {run.get('dataset')} · case {run.get('case_no')} ",
-            (f"({cat})", style), f" · target {run.get('target') or 'default'} · forget "
+            (f"({cat})" if wide else f"({CATEGORY_SHORT.get(cat, cat)})", style),
+            f" · target {run.get('target') or 'default'} · forget "
             f"{run.get('forget') or 'default'} · seed {run.get('seed')} · "
             f"{epoch_progress(len(self.epochs), planned_epochs(run))} · {label} {fmt_secs(secs)}"
-            f" · started {fmt_time(run.get('started_at'))}")
+            + (f" · started {fmt_time(run.get('started_at'))}" if wide else ""))
         if self.ident is not None and self.ident.hits is not None:
             head.append(f" · identified {self.ident.hits}/{self.ident.n}", style="bold")
             head.append(" (i: view)", style="dim")

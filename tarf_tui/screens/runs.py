@@ -17,21 +17,19 @@ from textual.widgets import Footer, Header, Input, Static
 from engine.cases import CASES
 from engine.store import ACTIVE
 
-from ..widgets.common import (CATEGORY_STYLE, data_stamp, fmt_num, fmt_run_time, fmt_time,
+from ..widgets.common import (CATEGORY_SHORT, CATEGORY_STYLE, data_stamp, fmt_num, fmt_run_time, fmt_time,
                               method_title, planned_epochs, read_run_rows, run_seconds,
                               status_text)
 from ..widgets.run_table import RunTable
 
-COLUMNS = (("mark", "✓", 1), ("id", "id", 5), ("status", "status", 14), ("dataset", "dataset", 9),
+COLUMNS = (("mark", "✓", 1), ("id", "id", 5), ("status", "status", 13), ("dataset", "dataset", 9),
            ("case", "case", 14), ("method", "method", 9), ("seed", "seed", 4),
            ("ua", "UA", 6), ("ra", "RA", 6), ("ta", "TA", 6), ("mia", "MIA", 6),
            ("gap", "Gap", 6), ("time", "run time", 11), ("started", "started", 14))
 # left out below 120 columns (80x24 keeps id, status, case, method, seed, UA..Gap)
 NARROW_HIDDEN = ("dataset", "mia", "time", "started")
 SORT_KEYS = [c[0] for c in COLUMNS if c[0] != "mark"]
-SHORT = {"all-matched": "matched", "target-mismatch": "target-mm", "model-mismatch": "model-mm",
-         "data-mismatch": "data-mm", "similar-to-all-matched": "~matched",
-         "different": "different", "impractical": "impractical"}
+SHORT = CATEGORY_SHORT
 
 
 def sort_value(row: dict, key: str, now) -> Any:
@@ -132,7 +130,8 @@ class RunsScreen(Screen):
         self.poll(force=True)
 
     def on_resize(self, event) -> None:
-        self.query_one(RunTable).set_hidden(NARROW_HIDDEN if event.size.width < 120 else ())
+        narrow = event.size.width < 120
+        self.query_one(RunTable).set_hidden(NARROW_HIDDEN if narrow else (), gap=1 if narrow else 2)
 
     # ---- polling (paused while hidden) ---------------------------------------------------
     def on_screen_suspend(self) -> None:

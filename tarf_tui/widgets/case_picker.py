@@ -18,7 +18,7 @@ from textual.coordinate import Coordinate
 from engine.cases import CASES, Case
 from engine.hierarchy import LEVELS
 
-from .common import CATEGORY_STYLE
+from .common import CATEGORY_SHORT, CATEGORY_STYLE
 
 _CELL: dict[tuple[str, str, str], Case] = {
     (c.forget_level, c.model_level, c.target_level): c for c in CASES}
@@ -38,10 +38,11 @@ def position(no: int) -> tuple[int, int]:
     return ROWS.index((c.forget_level, c.model_level)), COLS.index(c.target_level)
 
 
-def case_cell(case: Case, chosen: bool, layers: int) -> Text:
+def case_cell(case: Case, chosen: bool, layers: int, compact: bool = False) -> Text:
     unavailable = case.layers_needed > layers
     mark = "★" if case.main else ("⚠" if not case.practical else " ")
-    label = f"{mark}{case.no:>3} {SHORT.get(case.category, case.category)}"
+    short = CATEGORY_SHORT if compact else SHORT
+    label = f"{mark}{case.no:>3} {short.get(case.category, case.category)}"
     if unavailable:
         return Text(f" {case.no:>3} n/a (K=0)", style="grey35 strike")
     style = CATEGORY_STYLE.get(case.category, "")
@@ -72,27 +73,48 @@ class CasePicker(DataTable):
         self.n_layers = 3
         self.chosen = 11
 
+    COMPACT_BELOW = 94  # narrower than this, the short category names (fits 80 columns)
+
     def on_mount(self) -> None:
-        # 10 + 10 + 3 x 23 columns: fits a 100-column pane without horizontal scrolling
-        self.add_column(Text("forget L_D", style="bold"), key="ld", width=10)
-        self.add_column(Text("model L_M", style="bold"), key="lm", width=10)
+        self.compact = False
+        self.build()
+
+    def build(self) -> None:
+        """Columns and rows: 10 + 10 + 3 x 21 wide (a 100-column pane), or compact
+        8 + 8 + 3 x 15 with short category names (an 80-column terminal)."""
+        cursor = self.cursor_coordinate
+        self.clear(columns=True)
+        lw, cw = (8, 15) if self.compact else (10, 21)
+        self.add_column(Text("forget L_D" if not self.compact else "L_D", style="bold"), key="ld", width=lw)
+        self.add_column(Text("model L_M" if not self.compact else "L_M", style="bold"), key="lm", width=lw)
         for lt in COLS:
-            self.add_column(Text(f"target: {lt}", style="bold"), key=lt, width=21)
+            self.add_column(Text(f"target: {lt}" if not self.compact else f"L_T {lt}", style="bold"),
+                            key=lt, width=cw)
         for ld, lm in ROWS:
             self.add_row(*self._row_cells(ld, lm), key=f"{ld}/{lm}")
-        self.move_to(self.chosen)
+        if cursor.column >= FIRST:
+            self.cursor_coordinate = cursor
+        else:
+            self.move_to(self.chosen)
+
+    def on_resize(self, event) -> None:
+        compact = event.size.width < self.COMPACT_BELOW
+        if compact != self.compact:
+            self.compact = compact
+            self.build()
 
     def _row_cells(self, ld: str, lm: str) -> list:
         first = lm == LEVELS[0]  # name L_D once per block of three rows
         head = [Text(ld if first else "", style="bold"), Text(lm)]
         return head + [case_cell(_CELL[(ld, lm, lt)], _CELL[(ld, lm, lt)].no == self.chosen,
-                                   self.n_layers) for lt in COLS]
+                                   self.n_layers, self.compact) for lt in COLS]
 
     def redraw(self) -> None:
         for ld, lm in ROWS:
             for lt in COLS:
                 c = _CELL[(ld, lm, lt)]
-                self.update_cell(f"{ld}/{lm}", lt, case_cell(c, c.no == self.chosen, self.n_layers))
+                self.update_cell(f"{ld}/{lm}", lt, case_cell(c, c.no == self.chosen, self.n_layers,
+                                                             self.compact))
 
     def move_to(self, no: int) -> None:
         r, c = position(no)

@@ -207,9 +207,8 @@ class EpochChart(PlotextPlot):
         (x0, x1), ticks = epoch_ticks(max(xs, default=1), self.total)
         plt.xlim(x0, x1)
         plt.xticks(ticks)
-        plt.xlabel("epoch")
         if self.kind == "acc":
-            plt.title("accuracy (%)")
+            plt.title("accuracy (%) per epoch")
             (y0, y1), yt, yl = acc_ticks()
             plt.ylim(y0, y1)
             plt.yticks(yt, yl)
@@ -219,7 +218,7 @@ class EpochChart(PlotextPlot):
                     plt.plot([p[0] for p in pts], [p[1] for p in pts], color=rgb, marker="braille")
             top = 100.0
         else:
-            plt.title("loss")
+            plt.title("loss per epoch")
             vals = [e.get("loss") for e in eps]
             self.axis = ax = loss_axis(vals)
             plt.ylim(ax.lo, ax.hi)
@@ -287,8 +286,7 @@ class OverlayChart(PlotextPlot):
         plt.clear_figure()
         label, percent = next(((lab, p) for k, lab, p in OVERLAY_METRICS if k == self.metric),
                               (self.metric, False))
-        plt.title(f"{label} per epoch" + (" (%)" if percent else ""))
-        plt.xlabel("epoch")
+        plt.title(f"{label}" + (" (%)" if percent else "") + " per epoch")
         last = max((max(s.xs) for s in self.series if s.xs), default=1)
         (x0, x1), ticks = epoch_ticks(int(last))
         plt.xlim(x0, x1)
@@ -378,10 +376,19 @@ def identification(epochs: list[dict], run_extras: dict | None = None) -> Identi
     return Identification(int(src["epoch"]) + 1, units, margin, truth, hits, n)
 
 
-def ident_legend(ident: Identification | None = None) -> Text:
-    kinds = ("hit", "wrong", "missed", "kept") if ident is None or ident.truth else ("wrong", "kept")
-    items = [(IDENT_STYLE[k][0] if ident is None or ident.truth else
-              ("excluded" if k == "wrong" else "kept"), IDENT_STYLE[k][1]) for k in kinds]
+IDENT_SHORT = {"hit": "hit", "wrong": "wrong", "missed": "missed", "kept": "kept"}
+
+
+def ident_legend(ident: Identification | None = None, compact: bool = False) -> Text:
+    """The bar colours; ``compact`` (80 columns): one word each (the table's columns say the
+    rest)."""
+    truth = ident is None or ident.truth
+    kinds = ("hit", "wrong", "missed", "kept") if truth else ("wrong", "kept")
+    items = []
+    for k in kinds:
+        label = (IDENT_SHORT[k] if compact else IDENT_STYLE[k][0]) if truth else (
+            "excluded" if k == "wrong" else "kept")
+        items.append((label, IDENT_STYLE[k][1]))
     return legend(items, mark="██")
 
 
@@ -470,14 +477,14 @@ def ident_summary(ident: Identification) -> Text:
 def ident_table(ident: Identification, rows: int = 30) -> Text:
     """The units ranked by accuracy change (most negative first, what TARF's "drop" ranks),
     with the marks: ✗ excluded, ● truly hidden."""
-    t = Text()
-    t.append(f"{'unit':<12}{'Δacc':>8}  ex hid\n", style="bold")
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(f"{'unit':<10}{'Δacc':>7} ex hid\n", style="bold")
     ranked = sorted((u for u in ident.units if u.change is not None), key=lambda u: u.change)
     for u in ranked[:rows]:
         colour = rich_colour(IDENT_STYLE[u.kind][1])
-        t.append(f"{u.name[:11]:<12}", style=colour)
-        t.append(f"{u.change:>+8.1f}  ")
-        t.append("✗ " if u.excluded else "· ", style="bold" if u.excluded else "dim")
+        t.append(f"{u.name[:9]:<10}", style=colour)
+        t.append(f"{u.change:>+7.1f} ")
+        t.append(" ✗ " if u.excluded else " · ", style="bold" if u.excluded else "dim")
         t.append(" ● " if u.hidden else (" · " if ident.truth else " ? "),
                  style="bold" if u.hidden else "dim")
         if u.frac is not None:
@@ -485,4 +492,5 @@ def ident_table(ident: Identification, rows: int = 30) -> Text:
         t.append("\n")
     if len(ranked) > rows:
         t.append(f"… {len(ranked) - rows} more\n", style="dim")
+    t.append("ex: excluded at t1 · hid: truly hidden", style="dim")
     return t

@@ -23,6 +23,12 @@ CATEGORY_STYLE = {
     "impractical": "red",
 }
 
+# The same categories in at most 9 characters (runs table, the case picker on 80 columns).
+CATEGORY_SHORT = {"all-matched": "matched", "target-mismatch": "target-mm",
+                  "model-mismatch": "model-mm", "data-mismatch": "data-mm",
+                  "similar-to-all-matched": "≈matched", "different": "different",
+                  "impractical": "impract."}
+
 STATUS_STYLE = {
     "queued": "grey62",
     "running": "bold cyan",

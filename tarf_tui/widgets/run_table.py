@@ -52,15 +52,17 @@ class RunTable(ScrollView, can_focus=True):
         self.cells: list[tuple] = []
         self.cursor = 0
         self.hidden: frozenset[str] = frozenset()
+        self.gap = 2  # spaces between columns
         self._width = sum(w + 2 for _, _, w in columns)
 
-    def set_hidden(self, keys) -> None:
-        """Leave the columns ``keys`` out (narrow terminals); cells keep every column."""
+    def set_hidden(self, keys, gap: int = 2) -> None:
+        """Leave the columns ``keys`` out and put ``gap`` spaces between columns (narrow
+        terminals); cells keep every column."""
         keys = frozenset(keys)
-        if keys == self.hidden:
+        if keys == self.hidden and gap == self.gap:
             return
-        self.hidden = keys
-        self._width = sum(w + 2 for k, _, w in self.columns if k not in keys)
+        self.hidden, self.gap = keys, gap
+        self._width = sum(w + gap for k, _, w in self.columns if k not in keys)
         self.virtual_size = Size(self._width, len(self.keys) + 1)
         self.refresh()
 
@@ -98,7 +100,7 @@ class RunTable(ScrollView, can_focus=True):
         t.truncate(width, overflow="ellipsis", pad=True)
         segs = list(t.render(self.app.console))
         return [Segment(s.text, style + s.style if s.style else style) for s in segs] + [
-            Segment("  ", style)]
+            Segment(" " * self.gap, style)]
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -162,10 +164,10 @@ class RunTable(ScrollView, can_focus=True):
             for key, _, w in self.columns:
                 if key in self.hidden:
                     continue
-                if x < w + 2:
+                if x < w + self.gap:
                     self.post_message(self.HeaderClicked(key))
                     return
-                x -= w + 2
+                x -= w + self.gap
             return
         row = y - 1 + int(self.scroll_offset.y)
         if row < len(self.keys):
