@@ -288,17 +288,23 @@ def to_json(blocks: list[Block]) -> str:
     return json.dumps(data, indent=1, default=str)
 
 
-def to_csv(blocks: list[Block]) -> str:
-    recs = to_records(blocks)
-    cols = ["experiment", "dataset", "case_no", "target", "forget", "arch", "method", "title",
-            "variant", "n", "seeds", "runs", "statuses",
-            *[f"{m}_{k}" for m in METRICS for k in ("mean", "std")], "best_gap", "identified"]
+def csv_text(records: list[dict], cols: list[str] | None = None) -> str:
+    """Records as CSV: ``cols`` (default: every key, in first-seen order), None as empty."""
+    if cols is None:
+        cols = list(dict.fromkeys(k for rec in records for k in rec))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
-    for r in recs:
-        w.writerow({k: ("" if r[k] is None else r[k]) for k in cols})
+    for rec in records:
+        w.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in cols})
     return buf.getvalue()
+
+
+def to_csv(blocks: list[Block]) -> str:
+    cols = ["experiment", "dataset", "case_no", "target", "forget", "arch", "method", "title",
+            "variant", "n", "seeds", "runs", "statuses",
+            *[f"{m}_{k}" for m in METRICS for k in ("mean", "std")], "best_gap", "identified"]
+    return csv_text(to_records(blocks), cols)
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -592,18 +598,7 @@ def grids_records(gs: list[Grid]) -> list[dict]:
 
 
 def grids_csv(gs: list[Grid]) -> str:
-    recs = grids_records(gs)
-    cols: list[str] = []
-    for rec in recs:
-        for k in rec:
-            if k not in cols:
-                cols.append(k)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for rec in recs:
-        w.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in cols})
-    return buf.getvalue()
+    return csv_text(grids_records(gs))
 
 
 def grids_json(gs: list[Grid]) -> str:

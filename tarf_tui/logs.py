@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+from .options import REFERENCE
+
 TAIL_BYTES = 8192
 
 
@@ -110,7 +112,7 @@ def phase_text(run: dict | None) -> str | None:
         st = pretrain_state(run)
         if st is None:
             return None
-        name = "Retrained reference" if st[0] == "retrained" else f"{st[0]} model"
+        name = "Retrained reference" if st[0] == REFERENCE else f"{st[0]} model"
         return f"{name} epoch {st[1]}" + (f"/{st[2]}" if st[2] else "")
     if kind == "original":
         how = "loaded from the cache" if ev.get("cached") else "ready"

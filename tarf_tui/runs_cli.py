@@ -10,8 +10,6 @@ notice; writes are refused, exit 2), call one function and print. Errors become 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -137,17 +135,7 @@ def export_text(records: list[dict], fmt: str) -> str:
         d.update(_flat_spec(r.get("spec") or {}))
         d["extras"] = json.dumps(r.get("extras") or {}, sort_keys=True)
         rows.append(d)
-    cols: list[str] = []
-    for d in rows:
-        for k in d:
-            if k not in cols:
-                cols.append(k)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for d in rows:
-        w.writerow({k: ("" if d.get(k) is None else d.get(k)) for k in cols})
-    return buf.getvalue()
+    return compare.csv_text(rows)
 
 
 def cancel_run(launcher: Launcher, run_id: int, timeout: float = 10.0) -> str:

@@ -37,6 +37,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def store(tmp_path):
+    """A fresh workspace store (``tmp_path/tarf.db``), closed afterwards."""
+    from engine.store import Store
+
+    s = Store(tmp_path / "tarf.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def cifar10_npz() -> Path:
     if not CIFAR10_NPZ.is_file():
         pytest.skip("../shared/datasets/cifar10.npz not present")

@@ -24,13 +24,6 @@ def _finished(store, spec, **m):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "tarf.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def rows(store):
     """Two experiments (case 11 and 10). Case 11: Retrained, GA, FT, TARF over seeds 0 and 1,
     plus one failed FT run (seed 2); case 10: FT only."""

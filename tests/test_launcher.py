@@ -20,13 +20,6 @@ FAKE = str(Path(__file__).with_name("fake_engine.py"))
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "tarf.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def launcher(store):
     lau = Launcher(store, LocalExecutor(store.path, engine_cmd=[sys.executable, FAKE]))
     yield lau

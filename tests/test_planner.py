@@ -20,13 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FAKE = [sys.executable, str(ROOT / "tests" / "fake_engine.py")]
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "tarf.db")
-    yield s
-    s.close()
-
-
 class Handle:
     def __init__(self, rid: int):
         self.run_id, self.pid, self.log_path = rid, 10_000 + rid, None

@@ -20,13 +20,6 @@ from engine.store import MIGRATIONS, Store, Workspace, default_workspace, parse_
 FAKE = str(Path(__file__).with_name("fake_engine.py"))
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "tarf.db")
-    yield s
-    s.close()
-
-
 def raw(path) -> sqlite3.Connection:
     """A plain second connection, as sqlite3 / Datasette would open it."""
     return sqlite3.connect(str(path), timeout=30)
