@@ -54,6 +54,7 @@ from .errors import TarfError
 
 RUN_FILE, EVENTS_FILE, HEARTBEAT_FILE, LOG_FILE = "run.json", "events.jsonl", "heartbeat", "engine.log"
 HEARTBEAT_EVERY_S = 5.0  # a heartbeat file write at most this often (a network filesystem)
+FRESH_BEAT_S = 60.0  # a heartbeat this recent, seen first by a (re)started driver, counts as one
 ACTIVE = ("queued", "running")
 TERMINAL = ("finished", "failed", "killed", "diverged")
 
@@ -423,7 +424,10 @@ class Ingestor:
             res.heartbeat = beat
             if beat["t"] != st.beat:
                 if st.beat is None:  # first sight: trust the node's clock for its age, once
-                    st.beat_seen = time.monotonic() - max(0.0, _age_s(beat["t"]) or 0.0)
+                    age = max(0.0, _age_s(beat["t"]) or 0.0)
+                    st.beat_seen = time.monotonic() - age
+                    if status == "running" and age < FRESH_BEAT_S:
+                        self.store.heartbeat(rid)  # a driver that was away sees it alive
                 else:
                     st.beat_seen = time.monotonic()
                     if status == "running":

@@ -136,6 +136,8 @@ def load_grid(path: str | Path) -> dict[str, Any]:
     out = {}
     for k, v in data.items():
         key = k.replace("-", "_")
+        if key == "slurm" and isinstance(v, dict):
+            continue  # executor settings, read by tarf_tui/slurm.py
         if key not in GRID_KEYS:
             raise UnknownName("grid key", k, GRID_KEYS)
         out[key] = v

@@ -33,7 +33,7 @@ from . import compare
 from .cli_common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, WorkspaceOpt,
                          errors_to_exit_codes, workspace_of)
 from .experiment import REFERENCE, describe, load_grid
-from .launcher import ENGINE_PATH, engine_cmd_from_env
+from .launcher import ENGINE_PATH, Launcher, engine_cmd_from_env
 from .logs import phase_text, pretrain_state
 from .planner import Plan, Scheduler, make_plan, plan_specs
 
@@ -223,9 +223,16 @@ def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
                  rerun: bool = False, fmt: str = "table", download: bool = False,
                  dry_run: bool = False, engine_cmd: list[str] | None = None,
                  out: TextIO | None = None, err: TextIO | None = None, poll_s: float = 0.2,
-                 rich_progress: bool | None = None, handle_sigterm: bool = True) -> HeadlessResult:
+                 rich_progress: bool | None = None, handle_sigterm: bool = True,
+                 executor: str = "local", slurm: Mapping[str, Any] | None = None) -> HeadlessResult:
     """Validate, plan, run (``workers`` engines at once) and print the table; with
     ``dry_run`` print the plan instead and start nothing.
+
+    ``executor``: ``local`` (subprocesses) or ``slurm`` (one job array per batch of ready
+    runs, ``tarf_tui/slurm.py``); ``slurm``: Slurm settings from the command line (None
+    values skipped) over ``<workspace>/slurm.toml`` and the grid's ``[slurm]`` table. With
+    Slurm, ``workers`` > 1 caps the runs at once (``max_running``) unless ``slurm`` sets it,
+    and an interrupt leaves the submitted runs to Slurm instead of cancelling them.
 
     ``options``: grid keys (see ``experiment.KEYS``) -> raw value or None. Raises
     ``TarfError`` on bad input before anything starts. A finished run of an identical spec is
@@ -236,6 +243,15 @@ def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
         raise UnknownName("format", fmt, compare.FORMATS)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidSpec(f"--workers must be an integer >= 1, got {workers!r}")
+    from .slurm import EXECUTORS, workspace_executor
+
+    if executor not in EXECUTORS:
+        raise UnknownName("executor", executor, EXECUTORS)
+    slurm = {k: v for k, v in (slurm or {}).items() if v not in (None, (), [])}
+    if slurm and executor != "slurm":
+        raise InvalidSpec(f"Slurm settings ({', '.join(sorted(slurm))}) need --executor slurm")
+    if executor == "slurm" and workers > 1:
+        slurm.setdefault("max_running", workers)
     grid = load_grid(grid_file) if grid_file else None
     validate = _downloading_check(err) if download and not dry_run else check
     ws = Workspace(workspace)
@@ -260,10 +276,14 @@ def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
         plan = plan_specs(plan.specs, store, rerun, plan.notes, plan.warnings)  # + reuse
         for w in plan.warnings:
             err.write(f"warning: {w}\n")
-        sched = Scheduler.local(store, engine_cmd if engine_cmd is not None else engine_cmd_from_env(),
-                                workers)
+        cmd = engine_cmd if engine_cmd is not None else engine_cmd_from_env()
+        ex = workspace_executor(store, executor, engine_cmd=cmd, grid_file=grid_file,
+                                options=slurm)
+        # Slurm is the scheduler there (max_running = the array's %M): no cap here
+        sched = Scheduler(Launcher(store, ex), workers if executor == "local" else 100_000)
         return drive(sched, plan=plan, fmt=fmt, out=out, err=err, poll_s=poll_s,
-                     rich_progress=rich_progress, handle_sigterm=handle_sigterm)
+                     rich_progress=rich_progress, handle_sigterm=handle_sigterm,
+                     interrupt_cancels=executor == "local")
     finally:
         store.close()
 
@@ -274,10 +294,13 @@ def _raise_interrupt(signum, frame):
 
 def drive(sched: Scheduler, *, plan: Plan | None = None, resume: Iterable[int] | None = None,
           fmt: str = "table", out: TextIO, err: TextIO, poll_s: float = 0.2,
-          rich_progress: bool | None = None, handle_sigterm: bool = True) -> HeadlessResult:
+          rich_progress: bool | None = None, handle_sigterm: bool = True,
+          interrupt_cancels: bool = True) -> HeadlessResult:
     """Submit ``plan`` (or resume the queued runs ``resume``; an empty list = all of them),
     run until every run is terminal while showing progress on ``err``, print the table on
-    ``out``. Ctrl-C / SIGTERM cancels the runs started here (exit 130)."""
+    ``out``. Ctrl-C / SIGTERM cancels the runs started here (exit 130); with
+    ``interrupt_cancels`` False (a cluster executor) it leaves them running there and the
+    unsubmitted ones queued for the next ``resume``."""
     store = sched.store
     progress = None
     old_term = None
@@ -337,6 +360,14 @@ def drive(sched: Scheduler, *, plan: Plan | None = None, resume: Iterable[int] |
             if progress is not None:
                 progress.close()
             live = [r for r, s in store.statuses(new_ids).items() if s not in TERMINAL]
+            if not interrupt_cancels:
+                held = sched.release()
+                err.write(f"interrupted: {len(live) - len(held)} runs left to the cluster, "
+                          f"{len(held)} not yet submitted stay queued (`tarf-tui runs sync` "
+                          "follows them, `tarf-tui runs resume` submits the rest, "
+                          "`tarf-tui runs cancel N` stops one)\n")
+                err.flush()
+                return HeadlessResult(EXIT_INTERRUPTED, ids, new_ids, store.statuses(ids), plan=plan)
             err.write(f"interrupted: cancelling {len(live)} runs\n")
             err.flush()
             final = sched.cancel(live, timeout=CANCEL_TIMEOUT_S) if live else {}
@@ -436,6 +467,14 @@ def headless_cmd(
     download: bool = typer.Option(False, "--download", help="Download a missing CIFAR dataset first."),
     workspace: Optional[Path] = WorkspaceOpt,
     fmt: str = typer.Option("table", "--format", metavar="table|md|csv|json|latex", help="Output: table, md, csv, json or latex."),
+    executor: str = typer.Option("local", "--executor", metavar="local|slurm", help="Where engines run: local subprocesses, or Slurm job arrays (settings: <workspace>/slurm.toml, the grid's [slurm] table, the options below)."),
+    partition: Optional[str] = typer.Option(None, "--partition", metavar="NAME", help="Slurm partition.", show_default=False),
+    gpus: Optional[int] = typer.Option(None, "--gpus", metavar="N", help="Slurm: GPUs per run.", show_default=False),
+    cpus: Optional[int] = typer.Option(None, "--cpus", metavar="N", help="Slurm: CPU cores per run (default 1).", show_default=False),
+    mem: Optional[str] = typer.Option(None, "--mem", metavar="SIZE", help="Slurm: memory per run, e.g. 8G.", show_default=False),
+    time_limit: Optional[str] = typer.Option(None, "--time", metavar="T", help="Slurm: time limit per run, e.g. 2:00:00.", show_default=False),
+    max_running: Optional[int] = typer.Option(None, "--max-running", metavar="M", help="Slurm: runs of an array at once (%M; default: --workers when > 1, else no cap).", show_default=False),
+    sbatch_arg: Optional[list[str]] = typer.Option(None, "--sbatch-arg", metavar="ARG", help="Slurm: one more sbatch argument (repeatable), e.g. --sbatch-arg=--account=lab.", show_default=False),
 ) -> None:
     """Run one experiment or a grid and print the comparison table (stdout); progress on
     stderr. With no options: the embedded dataset, case 11 (target mismatch), Retrained, FT, GA
@@ -447,5 +486,8 @@ def headless_cmd(
                "per_class": per_class, "allow_impractical": True if allow_impractical else None}
     res = run_headless(options, sets=set_ or (), grid_file=grid,
                        workspace=workspace_of(ctx, workspace), workers=workers, rerun=rerun,
-                       fmt=fmt, download=download, dry_run=dry_run)
+                       fmt=fmt, download=download, dry_run=dry_run, executor=executor,
+                       slurm={"partition": partition, "gpus": gpus, "cpus": cpus, "mem": mem,
+                              "time": time_limit, "max_running": max_running,
+                              "sbatch_args": tuple(sbatch_arg or ())})
     raise typer.Exit(res.exit_code)

@@ -322,14 +322,29 @@ class SlurmExecutor:
     def start_many(self, run_ids: Iterable[int]) -> list[SlurmHandle]:
         """Write each run folder, submit one job array; the rows stay queued, with job ids."""
         ids = [int(r) for r in run_ids]
-        if not ids:
-            return []
+        rows = {}
         for rid in ids:
             row = self.store.get_run(rid)
             if row is None:
                 raise SubmitError(f"no run {rid}")
+            rows[rid] = row
+        # a row submitted earlier (another driver, before a restart) whose task Slurm still
+        # holds is adopted, never submitted twice
+        held = {rid: self.adopt(row) for rid, row in rows.items() if self.adopt(row) is not None}
+        if held:
+            alive = self.states([h.job_id for h in held.values()], fresh=True)
+            held = {rid: h for rid, h in held.items()
+                    if alive.get(h.job_id, ("",))[0] in ALIVE_STATES}
+        new = [rid for rid in ids if rid not in held]
+        handles = {**held, **dict(zip(new, self._submit(new, rows)))}
+        return [handles[rid] for rid in ids]
+
+    def _submit(self, ids: list[int], rows: Mapping[int, Mapping[str, Any]]) -> list[SlurmHandle]:
+        if not ids:
+            return []
+        for rid in ids:
             try:
-                write_run_file(self.folder(rid), row)
+                write_run_file(self.folder(rid), rows[rid])
             except TarfError as e:
                 raise SubmitError(str(e)) from None
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -476,9 +491,9 @@ class SlurmExecutor:
 
 
 def _last_line(path: Path) -> str:
-    from .launcher import _last_log_line
+    from .logs import last_line
 
-    return _last_log_line(path)
+    return last_line(path)
 
 
 # ---- the workspace-wide sync (tarf-tui runs sync) -----------------------------------------
@@ -521,6 +536,93 @@ def sync_workspace(store: Store, executor: SlurmExecutor | None = None) -> SyncR
     after = {r["id"]: r["status"] for r in store.list_runs()}
     rep.changed = sorted(r for r, s in after.items() if before.get(r) != s)
     return rep
+
+
+class WorkspaceExecutor:
+    """The executor front ends use: new runs go to ``primary`` (local or Slurm); a row is
+    adopted, watched and cancelled by the executor that started it (its ``executor``
+    column), so ``tarf-tui runs`` and the TUI handle a workspace with local and Slurm runs
+    alike. ``sync`` ingests the Slurm runs' folders; when Slurm cannot be reached it still
+    ingests them and leaves the job states alone."""
+
+    def __init__(self, store: Store, primary, slurm: SlurmExecutor | None = None):
+        self.store = store
+        self.primary = primary
+        self._slurm = slurm if slurm is not None else (
+            primary if isinstance(primary, SlurmExecutor) else None)
+
+    def __getattr__(self, name: str):  # env, stale_after, command, ...: the primary's
+        if name in ("primary", "_slurm", "store"):
+            raise AttributeError(name)
+        return getattr(self.primary, name)
+
+    @property
+    def slurm(self) -> SlurmExecutor:
+        if self._slurm is None:
+            self._slurm = SlurmExecutor(self.store, load_config(self.workspace), check=False)
+        return self._slurm
+
+    @property
+    def workspace(self) -> Path:
+        return Path(self.store.path).absolute().parent
+
+    def _for(self, handle: Any):
+        return self.slurm if isinstance(handle, SlurmHandle) else self.primary
+
+    def start(self, run_id: int) -> Any:
+        return self.primary.start(run_id)
+
+    def start_many(self, run_ids: Iterable[int]) -> list[Any]:
+        many = getattr(self.primary, "start_many", None)
+        if many is not None:
+            return many(run_ids)
+        return [self.primary.start(r) for r in run_ids]
+
+    def alive(self, handle: Any) -> bool:
+        try:
+            return self._for(handle).alive(handle)
+        except SlurmError:
+            return True  # Slurm unreachable: unknown, never declared dead on that
+
+    def terminate(self, handle: Any) -> None:
+        self._for(handle).terminate(handle)
+
+    def kill(self, handle: Any) -> None:
+        self._for(handle).kill(handle)
+
+    def adopt(self, run: Mapping[str, Any]) -> Any | None:
+        if run.get("executor") == SlurmExecutor.name:
+            return self.slurm.adopt(run)
+        if isinstance(self.primary, SlurmExecutor):
+            from .launcher import LocalExecutor
+
+            return LocalExecutor(self.store.path).adopt(run)
+        return self.primary.adopt(run)
+
+    def sync(self, store: Store | None = None) -> list[int]:
+        store = store or self.store
+        if self._slurm is None and not store.query(
+                "SELECT 1 AS x FROM runs WHERE executor = ? AND status IN ('queued', 'running') "
+                "LIMIT 1", [SlurmExecutor.name]):
+            return []
+        try:
+            return self.slurm.sync(store)
+        except SlurmError:
+            changed = []
+            for row in store.list_runs(status=ACTIVE):
+                if row.get("executor") == SlurmExecutor.name:
+                    res = self.slurm.ingestor.ingest(self.slurm.folder(row["id"]))
+                    if res.status != row["status"]:
+                        changed.append(int(row["id"]))
+            return changed
+
+
+def workspace_executor(store: Store, name: str = "local", *, engine_cmd: list[str] | None = None,
+                       grid_file: str | os.PathLike | None = None,
+                       options: Mapping[str, Any] | None = None) -> WorkspaceExecutor:
+    """``WorkspaceExecutor`` whose new runs go to ``name`` (see ``executor_for``)."""
+    return WorkspaceExecutor(store, executor_for(name, store, engine_cmd=engine_cmd,
+                                                 grid_file=grid_file, options=options))
 
 
 def executor_for(name: str, store: Store, *, engine_cmd: list[str] | None = None,
