@@ -20,7 +20,7 @@ def method_rows(dataset: str = "synthetic", case: int = 11, method: str | None =
     dataset, case, category and ``params`` = [{name, type, default (what runs), base_default
     (the method's generic one), help}]. Unknown dataset / case / method: ``TarfError``."""
     if dataset not in DATASETS:
-        raise UnknownName("dataset", dataset, list(DATASETS))
+        raise UnknownName("dataset", dataset, DATASETS.names())
     category = get_case(case).category
     names = [method_name(method)] if method else list(CATALOG.names())
     rows = []

@@ -218,3 +218,14 @@ def test_changed_default_changes_the_spec_hash(monkeypatch):
     monkeypatch.setitem(info.dataset_defaults, "synthetic", {"k": 123.0, "t1": 2})
     after = {s.method: s.hash() for s in expand({"method": "tarf"}).specs}
     assert before["tarf"] != after["tarf"] and before["retrained"] == after["retrained"]
+
+
+def test_describe_is_short_and_names_only_what_differs():
+    from tarf_tui.experiment import describe
+
+    specs = {s.method: s for s in expand({"method": "tarf"}, sets=["tarf.k=0.04"]).specs}
+    assert describe(specs["retrained"]) == "Retrained case 11 synthetic seed 0"
+    assert describe(specs["tarf"]) == "TARF case 11 synthetic seed 0 k=0.04"
+    (ft,) = [s for s in expand({"method": "ft", "epochs": "3", "recipe_epochs": "2"}).specs
+             if s.method == "ft"]
+    assert describe(ft) == "FT case 11 synthetic seed 0 epochs 3 recipe-epochs 2"
