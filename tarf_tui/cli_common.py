@@ -71,7 +71,9 @@ def open_launcher(workspace: str | os.PathLike | None, write: bool = False) -> I
     if ws.notice:
         typer.echo(f"note: {ws.notice}", err=True)
     try:
-        yield Launcher(store)
+        from .slurm import workspace_executor  # each row cancelled / synced by its own executor
+
+        yield Launcher(store, workspace_executor(store))
     finally:
         store.close()
 

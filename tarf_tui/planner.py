@@ -204,16 +204,20 @@ class Scheduler:
 
     def submit(self, plan: Plan) -> list[int]:
         """Create the rows of the plan's ``start`` steps and queue them behind their
-        dependencies. Returns every step's run id, in plan order (reused and joined too)."""
+        dependencies. A joined run that is still ``queued`` (left by a session that ended, e.g.
+        a killed headless) is taken over as ``resume`` would; a running one is waited for.
+        Returns every step's run id, in plan order (reused and joined too)."""
         with self._lock:
             ids: list[int] = []
             for st in plan.steps:
                 ids.append(self.launcher.submit(st.spec) if st.action == "start" else int(st.run_id))
+            held = set(self._waiting) | set(self.pool.run_ids)
+            joined = self.store.statuses(i for st, i in zip(plan.steps, ids) if st.action == "join")
             for st, rid in zip(plan.steps, ids):
-                if st.action == "start":
+                if st.action == "start" or (joined.get(rid) == "queued" and rid not in held):
                     self._add(rid, (ids[j] for j in st.after))
                 else:
-                    self._manage(rid)  # reused: terminal already; joined: someone runs it
+                    self._manage(rid)  # reused: terminal already; running: its engine runs it
             self._tick()
             return ids
 

@@ -164,3 +164,17 @@ def test_scheduler_runs_the_fake_engine(store):
     rs = {r["id"]: r for r in store.list_runs()}
     assert [rs[i]["status"] for i in ids] == ["finished", "finished"]
     assert parse_time(rs[ids[1]]["started_at"]) >= parse_time(rs[ids[0]]["finished_at"])
+
+
+def test_submit_takes_over_queued_rows_nobody_runs(store):
+    """A headless killed mid-grid (SIGKILL) leaves its waiting runs queued: planning the same
+    grid again joins them, and the new scheduler must start them, not wait forever."""
+    s1, ex1 = sched(store)
+    ids = s1.submit(make_plan({"method": "ft"}, store=store))
+    ex1.finish(ids[0])  # the reference ended; the driver died before starting FT
+    del s1
+    s2, ex2 = sched(store)
+    plan = make_plan({"method": "ft"}, store=store)
+    assert [st.action for st in plan.steps] == ["reuse", "join"]
+    assert s2.submit(plan) == ids
+    assert ex2.started == [ids[1]]
