@@ -330,7 +330,8 @@ class SlurmExecutor:
             rows[rid] = row
         # a row submitted earlier (another driver, before a restart) whose task Slurm still
         # holds is adopted, never submitted twice
-        held = {rid: self.adopt(row) for rid, row in rows.items() if self.adopt(row) is not None}
+        held = {rid: h for rid, h in ((rid, self.adopt(row)) for rid, row in rows.items())
+                if h is not None}
         if held:
             alive = self.states([h.job_id for h in held.values()], fresh=True)
             held = {rid: h for rid, h in held.items()
@@ -515,24 +516,27 @@ class SyncReport:
         return s
 
 
-def sync_workspace(store: Store, executor: SlurmExecutor | None = None) -> SyncReport:
-    """Ingest every run folder of the workspace (``<workspace>/runs/*``) and, where Slurm is
-    reachable, end the runs whose job is over. Idempotent."""
+def sync_workspace(store: Store, executor: "WorkspaceExecutor | SlurmExecutor | None" = None) -> SyncReport:
+    """``tarf-tui runs sync``: ingest every run folder of the workspace (``<workspace>/runs/*``)
+    and, where Slurm answers, end the runs whose job is over (``SlurmExecutor.sync``).
+    Idempotent: a second call changes nothing."""
     from engine.sink import run_folders
 
+    if executor is None:
+        executor = WorkspaceExecutor(store, SlurmExecutor(store, load_config(
+            Path(store.path).absolute().parent), check=False))
+    slurm = executor.slurm if isinstance(executor, WorkspaceExecutor) else executor
     rep = SyncReport()
     ws = Path(store.path).absolute().parent
-    ing = executor.ingestor if executor is not None else Ingestor(store)
     before = {r["id"]: r["status"] for r in store.list_runs()}
     for folder in run_folders(ws / "runs"):
         rep.folders += 1
-        res = ing.ingest(folder)
+        res = slurm.ingestor.ingest(folder)
         rep.events += res.events
         rep.damaged += res.damaged
         if res.skipped:
             rep.skipped.append(f"{folder.name}: {res.skipped}")
-    if executor is not None:
-        executor.sync(store)
+    executor.sync(store)
     after = {r["id"]: r["status"] for r in store.list_runs()}
     rep.changed = sorted(r for r, s in after.items() if before.get(r) != s)
     return rep

@@ -15,13 +15,6 @@ from engine.spec import RunSpec
 from engine.store import Store
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "tarf.db")
-    yield s
-    s.close()
-
-
 def new_run(store, tmp_path, **spec) -> tuple[int, object]:
     rid = store.create_run(RunSpec(**spec))
     folder = tmp_path / "runs" / str(rid)
