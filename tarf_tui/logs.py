@@ -107,7 +107,7 @@ def phase_text(run: dict | None) -> str | None:
         return None
     kind = ev["event"]
     if kind == "task":
-        return "loading data, original model next"
+        return "data loaded, preparing the models"
     if kind == "pretrain":
         st = pretrain_state(run)
         if st is None:

@@ -389,7 +389,7 @@ def test_progress_of_one_run_has_totals_and_no_silent_stretch(tmp_path):
         log.write_text('{"event": "task", "recipe_epochs": 10}\n')
         rec = _Rec()
         _show(rec, st, rid, {rid: None})
-        assert rec.calls == [("phase", rid, "loading data, original model next")]
+        assert rec.calls == [("phase", rid, "data loaded, preparing the models")]
         with log.open("a") as f:
             f.write('{"event": "pretrain", "kind": "original", "epoch": 9, "epochs": 10}\n')
         _show(rec, st, rid, {rid: None})
