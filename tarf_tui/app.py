@@ -20,6 +20,7 @@ from engine.spec import RunSpec
 from engine.store import ACTIVE, TERMINAL, Store, Workspace
 
 from .launcher import Launcher, LocalExecutor
+from .slurm import workspace_executor
 from .planner import Plan, Scheduler, make_plan, plan_specs
 from .widgets.common import Clock, utc_now
 
@@ -55,8 +56,9 @@ class TarfApp(App):
         # a workspace that cannot be written opens read-only; ``read_only_notice`` says why
         self.store: Store = launcher.store if launcher is not None else self.workspace.open(write=False)
         self.read_only_notice: str | None = self.workspace.notice if launcher is None else None
+        # Slurm runs of the workspace are followed (synced from their run folders) like local ones
         self.launcher = launcher or Launcher(
-            self.store, LocalExecutor(self.store.path, engine_cmd=engine_cmd))
+            self.store, workspace_executor(self.store, engine_cmd=engine_cmd))
         # the one scheduler (planner.Scheduler): dependency order, worker limit, cancel, resume
         self.queue = Scheduler(self.launcher, workers)
         self.launcher_lock = threading.RLock()

@@ -316,6 +316,23 @@ def resume_cmd(ctx: typer.Context,
     if fmt not in compare.FORMATS:
         raise UnknownName("format", fmt, compare.FORMATS)
     with open_launcher(workspace_of(ctx, workspace), write=True) as la:
-        sched = Scheduler(la, workers)
-        res = drive(sched, resume=run_ids or [], fmt=fmt, out=sys.stdout, err=sys.stderr)
+        slurm = getattr(la.executor, "has_slurm_runs", None)
+        # runs of a Slurm launch go back to Slurm, which schedules them itself
+        sched = Scheduler(la, 100_000 if slurm is not None and slurm(("queued",)) else workers)
+        res = drive(sched, resume=run_ids or [], fmt=fmt, out=sys.stdout, err=sys.stderr,
+                    interrupt_cancels=not (slurm is not None and slurm()))
     raise typer.Exit(res.exit_code)
+
+
+@command("sync")
+def sync_cmd(ctx: typer.Context, workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Bring the database up to date with the run folders of cluster runs
+    (<workspace>/runs/*: events, heartbeats, final metrics) and with Slurm's job states.
+    Idempotent: running it twice changes nothing."""
+    from .slurm import sync_workspace
+
+    with open_launcher(workspace_of(ctx, workspace), write=True) as la:
+        rep = sync_workspace(la.store, la.executor)
+    typer.echo(rep.summary())
+    for line in rep.skipped:
+        typer.echo(f"skipped {line}", err=True)

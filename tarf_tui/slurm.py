@@ -240,7 +240,10 @@ class SlurmExecutor:
         self.store = store
         self.config = config or SlurmConfig()
         self.workspace = Path(store.path).absolute().parent
+        from .launcher import engine_cmd_from_env
+
         python = self.config.python or sys.executable
+        engine_cmd = engine_cmd or engine_cmd_from_env()
         self.engine_cmd = list(engine_cmd) if engine_cmd else [python, "-m", "engine"]
         self.env = dict(env or {})
         if "TARF_THREADS" not in self.env and "TARF_THREADS" not in os.environ:
@@ -574,13 +577,37 @@ class WorkspaceExecutor:
         return self.slurm if isinstance(handle, SlurmHandle) else self.primary
 
     def start(self, run_id: int) -> Any:
-        return self.primary.start(run_id)
+        return self.start_many([run_id])[0]
+
+    def claim(self, run_ids: Iterable[int]) -> None:
+        """New rows of a Slurm launch are marked ``executor='slurm'`` (no job yet), so the
+        runs still waiting when the driver stops are submitted to Slurm by whoever resumes
+        them (``tarf-tui runs resume``, a restarted headless, the TUI)."""
+        if isinstance(self.primary, SlurmExecutor):
+            for rid in run_ids:
+                row = self.store.get_run(int(rid))
+                if row is not None and not row.get("executor"):  # submitted ones keep their job
+                    self.store.set_job(int(rid), SlurmExecutor.name, None)
 
     def start_many(self, run_ids: Iterable[int]) -> list[Any]:
+        """Rows marked for Slurm go to Slurm (one array), the others to the primary."""
+        ids = [int(r) for r in run_ids]
+        rows = {r["id"]: r for r in (self.store.get_run(i) for i in ids) if r}
+        to_slurm = [i for i in ids if (rows.get(i) or {}).get("executor") == SlurmExecutor.name
+                    or isinstance(self.primary, SlurmExecutor)]
+        others = [i for i in ids if i not in to_slurm]
+        handles = dict(zip(to_slurm, self.slurm.start_many(to_slurm))) if to_slurm else {}
         many = getattr(self.primary, "start_many", None)
-        if many is not None:
-            return many(run_ids)
-        return [self.primary.start(r) for r in run_ids]
+        if others:
+            got = many(others) if many is not None else [self.primary.start(r) for r in others]
+            handles.update(zip(others, got))
+        return [handles[i] for i in ids]
+
+    def has_slurm_runs(self, statuses: Iterable[str] = ACTIVE) -> bool:
+        ss = list(statuses)
+        return bool(self.store.query(
+            f"SELECT 1 AS x FROM runs WHERE executor = ? AND status IN ({', '.join('?' for _ in ss)}) "
+            "LIMIT 1", [SlurmExecutor.name, *ss]))
 
     def alive(self, handle: Any) -> bool:
         try:
@@ -605,9 +632,7 @@ class WorkspaceExecutor:
 
     def sync(self, store: Store | None = None) -> list[int]:
         store = store or self.store
-        if self._slurm is None and not store.query(
-                "SELECT 1 AS x FROM runs WHERE executor = ? AND status IN ('queued', 'running') "
-                "LIMIT 1", [SlurmExecutor.name]):
+        if self._slurm is None and not self.has_slurm_runs():
             return []
         try:
             return self.slurm.sync(store)
