@@ -507,7 +507,7 @@ def rich_table(g: Grid, **kw: Any):
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=g.title, title_justify="left", **kw)
+    t = Table(title=Text(g.title), title_justify="left", **kw)  # Text: "[key]" is not markup
     for c in g.columns:
         head = f"{c.group}\n{c.header}" if c.group else c.header
         t.add_column(head, justify="left" if c.key == "title" else "right")
