@@ -181,3 +181,43 @@ def test_no_slurm_is_a_clear_error(ws, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SlurmError, match="sbatch not found"):
         SlurmExecutor(ws, SlurmConfig())
+
+
+def _headless(ws_dir, *extra, env=None):
+    e = {**os.environ, "TARF_ENGINE_CMD": " ".join(FAKE), "PYTHONPATH": str(ROOT),
+         **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "tarf_tui", "headless", "-w", str(ws_dir),
+                             "--executor", "slurm", "--method", "ft,tarf", "--seed", "0,1",
+                             "--format", "json", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
+                            cwd=ROOT)
+
+
+def test_a_driver_killed_mid_grid_and_restarted_completes_without_rerunning(tmp_path):
+    env = {"TARF_FAKE_EPOCHS": "4", "TARF_FAKE_DELAY": "0.5"}
+    p = _headless(tmp_path, env=env)
+    store = Store(tmp_path / "tarf.db")
+    try:
+        # kill -9 the driver once the first runs (the Retrained references) are finished and
+        # the others wait: submitted to Slurm or still queued behind them
+        wait_for(lambda: p.poll() is None and len(store.list_runs(status="finished")) >= 1
+                 and len(store.list_runs()) == 6, 120, what="a finished reference")
+        p.kill()
+        p.wait(30)
+        before = {r["id"]: r["status"] for r in store.list_runs()}
+        assert "queued" in before.values() or "running" in before.values()
+        done_before = {i for i, s in before.items() if s == "finished"}
+        q = _headless(tmp_path, env=env)
+        out, err = q.communicate(timeout=300)
+        assert q.returncode == 0, err[-2000:]
+        rows = store.list_runs()
+        assert len(rows) == 6 and all(r["status"] == "finished" for r in rows), err[-2000:]
+        for r in rows:  # one engine start per run: nothing ran twice
+            events = (tmp_path / "runs" / str(r["id"]) / "events.jsonl").read_text()
+            assert events.count('"event": "start"') == 1, (r["id"], events)
+        assert done_before <= {r["id"] for r in rows}
+        assert "reused" in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        store.close()
