@@ -243,7 +243,7 @@ def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
         raise UnknownName("format", fmt, compare.FORMATS)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidSpec(f"--workers must be an integer >= 1, got {workers!r}")
-    from .slurm import EXECUTORS, workspace_executor
+    from .slurm import EXECUTORS, check_executor, workspace_executor
 
     if executor not in EXECUTORS:
         raise UnknownName("executor", executor, EXECUTORS)
@@ -252,6 +252,8 @@ def run_headless(options: Mapping[str, Any], *, sets: Iterable[str] = (),
         raise InvalidSpec(f"Slurm settings ({', '.join(sorted(slurm))}) need --executor slurm")
     if executor == "slurm" and workers > 1:
         slurm.setdefault("max_running", workers)
+    if not dry_run:  # before the workspace is written
+        check_executor(executor, Workspace(workspace).path, grid_file, slurm)
     grid = load_grid(grid_file) if grid_file else None
     validate = _downloading_check(err) if download and not dry_run else check
     ws = Workspace(workspace)

@@ -259,7 +259,8 @@ class SlurmExecutor:
             if self.config.partition:
                 self._check_partition(self.config.partition)
 
-    def _check_partition(self, name: str) -> None:
+    @staticmethod
+    def _check_partition(name: str) -> None:
         r = _run(["sinfo", "-h", "-o", "%R"])
         if r.returncode == 0:
             parts = sorted({p.strip().rstrip("*") for p in r.stdout.split() if p.strip()})
@@ -671,3 +672,19 @@ def executor_for(name: str, store: Store, *, engine_cmd: list[str] | None = None
 
 
 EXECUTORS = ("local", "slurm")
+
+
+def check_executor(name: str, workspace: str | os.PathLike,
+                   grid_file: str | os.PathLike | None = None,
+                   options: Mapping[str, Any] | None = None) -> None:
+    """The checks ``executor_for`` makes, before anything is written: an unknown name, bad
+    Slurm settings, no Slurm, an unknown partition -> ``TarfError``."""
+    if name not in EXECUTORS:
+        raise UnknownName("executor", name, EXECUTORS)
+    if name == "slurm":
+        cfg = load_config(workspace, grid_file, options)
+        why = slurm_available()
+        if why is not None:
+            raise SlurmError(f"--executor slurm: {why}")
+        if cfg.partition:
+            SlurmExecutor._check_partition(cfg.partition)
