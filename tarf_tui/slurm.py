@@ -559,6 +559,26 @@ class WorkspaceExecutor:
         self._slurm = slurm if slurm is not None else (
             primary if isinstance(primary, SlurmExecutor) else None)
 
+    def use(self, name: str, options: Mapping[str, Any] | None = None,
+            grid_file: str | os.PathLike | None = None) -> None:
+        """Send the runs started from now on to ``name`` (``local`` or ``slurm``, configured
+        like ``executor_for``); rows already claimed or started keep their executor. Raises
+        ``TarfError`` (one line) when Slurm is not there or a setting is bad."""
+        if name == getattr(self.primary, "name", "local") and not options and grid_file is None:
+            return
+        engine_cmd = getattr(self.primary, "engine_cmd", None)
+        new = executor_for(name, self.store, engine_cmd=engine_cmd, grid_file=grid_file,
+                           options=options)
+        if isinstance(new, SlurmExecutor) and self._slurm is not None:
+            new.ingestor = self._slurm.ingestor  # keep the folders' offsets
+        self.primary = new
+        if isinstance(new, SlurmExecutor):
+            self._slurm = new
+
+    @property
+    def name(self) -> str:
+        return getattr(self.primary, "name", "local")
+
     def __getattr__(self, name: str):  # env, stale_after, command, ...: the primary's
         if name in ("primary", "_slurm", "store"):
             raise AttributeError(name)

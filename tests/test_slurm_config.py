@@ -86,3 +86,14 @@ def test_slurm_settings_need_the_slurm_executor(tmp_path):
     with pytest.raises(TarfError, match="executor"):
         run_headless({}, workspace=tmp_path, executor="ray", err=err)
     assert not (tmp_path / "tarf.db").exists()  # nothing written
+
+
+def test_use_switches_where_new_runs_go(store, monkeypatch):
+    ex = WorkspaceExecutor(store, LocalExecutor(store.path))
+    assert ex.name == "local"
+    with pytest.raises(TarfError, match="executor"):
+        ex.use("ray")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(TarfError, match="sbatch not found"):
+        ex.use("slurm")
+    assert ex.name == "local"  # unchanged after a refusal
