@@ -461,6 +461,15 @@ class SlurmExecutor:
                     changed.append(rid)
         return changed
 
+    def _stepd_note(self, job: str) -> str:
+        """The most telling slurmstepd line of the task's Slurm output file, or ''."""
+        lines = _stepd_lines(self.scripts_dir / f"{job}.out")
+        for key in ("memory limit", "TIME LIMIT", "CANCELLED", "PREEMPT"):
+            for line in lines:
+                if key in line:
+                    return line[:300]
+        return lines[-1][:300] if lines else ""
+
     def _end(self, store: Store, row: Mapping[str, Any], st: tuple | None, folder: Path) -> bool:
         """The job is over (or forgotten) and the engine wrote no final status."""
         rid, job = int(row["id"]), str(row["job_id"])
@@ -484,15 +493,35 @@ class SlurmExecutor:
                 details.append(f"node {info['NodeList']}")
         elif st is not None and st[2]:
             details.append(f"node {st[2]}")
+        note = self._stepd_note(job)
+        if note and "memory limit" in note and state != "OUT_OF_MEMORY":
+            # Slurm without cgroup memory tracking kills the step itself and says so in the
+            # job's output file, reporting the job FAILED / signal 9
+            why = f"Slurm: {state}: the job exceeded its memory limit"
+        elif note and "TIME LIMIT" in note and state != "TIMEOUT":
+            why = f"Slurm: {state}: the job reached its time limit"
         held = self.ingestor.deferred(folder)
         if held is not None and state in (None, "CANCELLED", "PREEMPTED"):
             status = held[0]
             why = f"{held[1] or 'stopped by signal'}; {why}"
         tail = _last_line(folder / LOG_FILE)
         text = f"{why} (job {job}" + (f"; {'; '.join(details)}" if details else "") + ")"
+        if note:
+            text += f"; slurmstepd: {note}"
         if tail:
             text += f"; log: {tail}"
         return store.mark(rid, status, error=text, expect=ACTIVE)
+
+
+def _stepd_lines(path: Path, tail: int = 8192) -> list[str]:
+    """slurmstepd's error lines in a job's output file (memory, time limit, cancel notes)."""
+    from .logs import tail_lines
+
+    out = []
+    for line in tail_lines(path, tail):
+        if line.startswith("slurmstepd") and "error:" in line:
+            out.append(line.split("error:", 1)[1].strip())
+    return out
 
 
 def _last_line(path: Path) -> str:

@@ -221,3 +221,50 @@ def test_a_driver_killed_mid_grid_and_restarted_completes_without_rerunning(tmp_
         if p.poll() is None:
             p.kill()
         store.close()
+
+
+@pytest.mark.slow
+def test_real_engine_on_slurm_equals_a_local_run(tmp_path):
+    """The real engine as a Slurm task (through its run folder) gives the metrics a local run
+    of the same specs gives. CPU float32 with one thread is deterministic here, so equality
+    is exact to the stored digits (docs/cluster.md: other thread counts may differ in the
+    last digits)."""
+    args = ["--method", "ft", "--per-class", "12", "--epochs", "2", "--format", "json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TARF_THREADS": "1"}
+    env.pop("TARF_ENGINE_CMD", None)
+    out = {}
+    for name, extra in (("slurm", ["--executor", "slurm"]), ("local", [])):
+        p = subprocess.run([sys.executable, "-m", "tarf_tui", "headless", "-w",
+                            str(tmp_path / name), *args, *extra], capture_output=True,
+                           text=True, env=env, cwd=ROOT, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        with Store(tmp_path / name / "tarf.db") as s:
+            out[name] = {r["method"]: {k: r[k] for k in ("ua", "ra", "ta", "mia", "gap")}
+                         for r in s.list_runs()}
+            if name == "slurm":
+                assert all(r["executor"] == "slurm" and r["job_id"] for r in s.list_runs())
+                assert s.integrity_check() == "ok"
+    assert set(out["slurm"]) == {"retrained", "ft"}
+    assert out["slurm"] == out["local"]
+
+
+def test_a_task_over_its_memory_limit_fails_with_that_reason(ws):
+    hog = [sys.executable, "-c", "x = bytearray(400 * 2**20); x[::4096] = b'1' * len(x[::4096]);"
+           " import time; time.sleep(120)"]
+    launch = launcher(ws, engine=hog, mem="100M")
+    rid = launch.submit(RunSpec())
+    launch.start_many([rid])
+    assert settle(launch, [rid], timeout=120) == {rid: "failed"}
+    err = ws.get_run(rid)["error"]
+    assert "memory limit" in err and err.startswith("Slurm: "), err
+
+
+@pytest.mark.slow
+def test_a_task_over_its_time_limit_fails_with_timeout(ws):
+    launch = launcher(ws, env={"TARF_FAKE_EPOCHS": "100000", "TARF_FAKE_DELAY": "0.5"},
+                      time="1", stale_after=600)
+    rid = launch.submit(RunSpec())
+    launch.start_many([rid])
+    assert settle(launch, [rid], timeout=240) == {rid: "failed"}
+    err = ws.get_run(rid)["error"]
+    assert "time limit" in err, err
