@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from engine.spec import RunSpec
 from engine.store import TERMINAL, Store
+from tarf_tui.cli import app
 from tarf_tui.launcher import Launcher
 from tarf_tui.slurm import (ALIVE_STATES, SlurmConfig, SlurmError, SlurmExecutor, load_config,
                             slurm_available, sync_workspace)
@@ -91,9 +93,14 @@ def test_pending_shows_queued_with_its_job_id_then_running(ws):
              what="run a running")
     rb = ws.get_run(b)
     assert rb["status"] == "queued" and rb["job_id"].endswith("_1")  # %1: still in the queue
-    assert launch.cancel(b) == "killed"
+    assert squeue_alive(rb["job_id"])
+    # `tarf-tui runs cancel N`, from another process's point of view (a fresh launcher)
+    ws_dir = str(ws.path.parent)
+    r = CliRunner().invoke(app, ["runs", "cancel", str(b), "-w", ws_dir])
+    assert r.exit_code == 0 and "killed" in r.output, r.output
     assert not squeue_alive(rb["job_id"])
-    assert launch.cancel(a, timeout=30) == "killed"
+    r = CliRunner().invoke(app, ["runs", "cancel", str(a), "--timeout", "30", "-w", ws_dir])
+    assert r.exit_code == 0 and "killed" in r.output, r.output
     assert not squeue_alive(ws.get_run(a)["job_id"])
     launch.reap()
     assert ws.statuses([a, b]) == {a: "killed", b: "killed"}
@@ -153,6 +160,8 @@ def test_runs_sync_twice_duplicates_nothing(ws):
     for _ in range(2):
         rep = sync_workspace(ws, launch.executor)
         assert rep.folders == 2 and rep.changed == [] and rep.damaged == 0
+        r = CliRunner().invoke(app, ["runs", "sync", "-w", str(ws.path.parent)])
+        assert r.exit_code == 0 and "0 runs changed status" in r.output, r.output
     assert snap() == before and before[2] == 8
     assert ws.integrity_check() == "ok"
 
