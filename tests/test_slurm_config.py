@@ -97,3 +97,20 @@ def test_use_switches_where_new_runs_go(store, monkeypatch):
     with pytest.raises(TarfError, match="sbatch not found"):
         ex.use("slurm")
     assert ex.name == "local"  # unchanged after a refusal
+
+
+@pytest.mark.parametrize("module", ["tarf_tui.slurm", "engine.sink"])
+def test_cluster_modules_are_torch_free(module):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (f"import {module}, sys, json; "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    mods = set(json.loads(p.stdout.strip().splitlines()[-1]))
+    assert not mods & {"torch", "torchvision", "textual", "plotext"}
