@@ -4,6 +4,7 @@ it). Skipped, with the reason, where no Slurm controller answers. Engines are th
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -49,7 +50,9 @@ def ws(tmp_path):
 
 
 def launcher(store, env=None, engine=FAKE, **cfg) -> Launcher:
-    ex = SlurmExecutor(store, SlurmConfig(**cfg), engine_cmd=engine, env=env or {})
+    """A launcher on the Slurm executor; ``engine`` None = the real ``python -m engine``."""
+    ex = SlurmExecutor(store, SlurmConfig(**cfg), engine_cmd=engine or [sys.executable, "-m", "engine"],
+                       env=env or {})
     return Launcher(store, ex)
 
 
@@ -277,3 +280,24 @@ def test_a_task_over_its_time_limit_fails_with_timeout(ws):
     assert settle(launch, [rid], timeout=240) == {rid: "failed"}
     err = ws.get_run(rid)["error"]
     assert "time limit" in err, err
+
+
+@pytest.mark.slow
+def test_two_tasks_needing_one_model_train_it_once(ws):
+    """The model cache lives in the workspace (the shared filesystem): two array tasks that
+    need the same uncached original model and Retrained reference, started together, train
+    each once; the other task waits on the lock and loads it."""
+    env = {"TARF_THREADS": "1"}
+    launch = launcher(ws, env=env, engine=None)
+    a = launch.submit(RunSpec(method="ft", per_class=12, epochs=2, seed=0))
+    b = launch.submit(RunSpec(method="ga", per_class=12, epochs=2, seed=0))
+    assert launch.start_many([a, b]) == [a, b]
+    assert settle(launch, [a, b], timeout=600) == {a: "finished", b: "finished"}
+    built = []
+    for rid in (a, b):
+        text = (ws.path.parent / "runs" / str(rid) / "events.jsonl").read_text()
+        built += [line for line in text.splitlines() if '"event": "checkpoint"' in line]
+    kinds = sorted(json.loads(line)["kind"] for line in built)
+    assert kinds == ["original", "retrained"], kinds  # each built once, by one of the two
+    assert {c["kind"] for c in (ws.get_checkpoint(json.loads(line)["key"]) for line in built)} \
+        == {"original", "retrained"}
