@@ -63,6 +63,8 @@ def build_workspace(path: Path, n: int, live: int) -> tuple[Workspace, list[subp
 
 def stats(xs: list[float]) -> str:
     xs = sorted(xs)
+    if not xs:
+        return "no sample (the screen never showed)"
     p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
     return f"median {statistics.median(xs):6.1f} ms  p95 {p95:6.1f} ms  max {xs[-1]:6.1f} ms  (n={len(xs)})"
 
@@ -200,8 +202,8 @@ def terminal_switches(tm: Tmux, out: dict[str, object], reps: int = 6) -> None:
     steps = (("F2 -> builder", "F2", lambda s: "Task case" in s),
              ("F4 -> compare", "F4", lambda s: "Experiments" in s and "Task case" not in s),
              ("F3 -> runs", "F3", is_runs),
-             ("enter -> detail", "Enter", lambda s: "accuracy per epoch" in s),
-             ("Esc -> runs", "Escape", lambda s: is_runs(s) and "accuracy per epoch" not in s))
+             ("enter -> detail", "Enter", lambda s: "accuracy (%) per epoch" in s),
+             ("Esc -> runs", "Escape", lambda s: is_runs(s) and "accuracy (%) per epoch" not in s))
     for _ in range(reps):
         for name, key, cond in steps:
             time.sleep(0.4)  # let the previous screen settle (not timed)
@@ -236,7 +238,7 @@ def terminal(ws: Workspace, idle_s: float, switches_only: bool = False) -> dict[
         tm.keys("Enter")
         time.sleep(0.5)
         tm.keys("Enter")
-        until(tm, lambda s: "accuracy per epoch" in s, timeout=10)
+        until(tm, lambda s: "accuracy (%) per epoch" in s, timeout=10)
         time.sleep(2)
         c0, t0 = cpu_s(pid), time.monotonic()
         time.sleep(idle_s)

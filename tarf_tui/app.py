@@ -129,7 +129,14 @@ class TarfApp(App):
     def open_detail(self, run_id: int) -> None:
         from .screens.detail import DetailScreen
 
-        self.push_screen(DetailScreen(run_id))
+        d = getattr(self, "detail", None)
+        if d is None:  # one detail screen, installed and reused for every run
+            self.detail = d = DetailScreen(run_id)
+            self.install_screen(d, "detail")
+        else:
+            d.show_run(run_id)
+        if self.screen is not d:
+            self.push_screen(d)
 
     def action_help(self) -> None:
         """``?``: the key reference, the current screen's section highlighted."""

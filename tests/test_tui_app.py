@@ -297,7 +297,7 @@ async def test_detail_charts_receive_new_epochs(ws):
         # hidden screens stop polling: detail closed, runs hidden behind the builder
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        assert not d.is_attached
+        assert not d.timer._active.is_set()  # the (reused) detail screen stopped polling
         assert app.runs.timer._active.is_set()
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen))

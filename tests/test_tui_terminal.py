@@ -94,11 +94,11 @@ def _chart_grows(t: "Tmux", timeout: float) -> None:
     t.wait(r"1/\d+ runs", timeout=max(10, timeout / 4))  # the filter applied: only the Retrained row
     time.sleep(0.3)
     t.keys("Enter")  # open the detail of the Retrained run
-    t.wait(r"accuracy per epoch", timeout=max(20, timeout / 4))
-    first = int(t.wait(r"epochs (\d+)", timeout=timeout).group(1))
+    t.wait(r"accuracy \(%\) per epoch", timeout=max(20, timeout / 4))
+    first = int(t.wait(r"epoch (\d+)", timeout=timeout).group(1))
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        m = re.search(r"epochs (\d+)", t.screen())
+        m = re.search(r"epoch (\d+)", t.screen())
         if m and int(m.group(1)) > max(first, 0) and int(m.group(1)) >= 2:
             break
         time.sleep(0.3)

@@ -12,8 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import (Button, Checkbox, Collapsible, Footer, Header, Input, Label, Select,
+from textual.widgets import (Button, Checkbox, Collapsible, Header, Input, Label, Select,
                              SelectionList, Static)
 
 from engine.cases import MAIN_CASES, Case, get_case
@@ -23,6 +22,7 @@ from engine.hierarchy import Hierarchy, builtin_names, load_hierarchy
 from engine.methods.params import CATALOG
 from engine.spec import RunSpec
 
+from .base import StableFooter, TarfScreen
 from ..options import DATASET_SIZES, DEFAULT_METHODS, parse_seeds
 from ..widgets.case_picker import CasePicker
 from ..widgets.common import ARCHS, CATEGORY_STYLE, method_title
@@ -36,7 +36,7 @@ def _hier(name: str, k: int) -> Hierarchy:
     return load_hierarchy(name, k)
 
 
-class BuilderScreen(Screen):
+class BuilderScreen(TarfScreen):
     AUTO_FOCUS = "#cases"
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", priority=True, tooltip="Launch: plan the grid, reuse finished runs, queue the rest"),
@@ -129,7 +129,7 @@ class BuilderScreen(Screen):
         with Horizontal(id="launch-bar"):  # outside the scroll: always on screen
             yield Button("Launch (ctrl+l)", variant="success", id="launch", compact=True)
             yield Static("", id="launch-summary")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.refresh_case_info(get_case(self.case_no))

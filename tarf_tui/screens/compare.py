@@ -15,16 +15,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
-from textual_plotext import PlotextPlot
 
 from engine.cases import CASES
 from engine.store import Store
 
+from .base import StableFooter, TarfScreen
 from .. import compare as cmp
 from ..options import REFERENCE
+from ..widgets.charts import CachedPlot
 from ..widgets.common import CATEGORY_STYLE
 
 EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "json": "json"}
@@ -66,7 +66,7 @@ def view_runs(store: Store, exps: list[dict], key: str, kind: str) -> list[dict]
     return out
 
 
-class CompareScreen(Screen):
+class CompareScreen(TarfScreen):
     BINDINGS = [
         Binding("t", "toggle_view", "Table 1 / experiment", tooltip="Switch between one experiment and Table 1 across the tasks of its dataset and model"),
         Binding("s", "sort(1)", "Sort", tooltip="Sort by the next column (Method, then each metric column)"),
@@ -87,6 +87,7 @@ class CompareScreen(Screen):
         self._busy = False
         self._again = False  # a read was asked while one ran
         self._shown: Any = None  # what the table shows now (skip identical redraws)
+        self._data: Any = None  # what the blocks were built from (skip identical rebuilds)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,11 +99,11 @@ class CompareScreen(Screen):
                 yield Static("", id="view-bar")
                 with ScrollableContainer(id="table-scroll", classes="panel"):
                     yield Static("", id="table1")
-                yield PlotextPlot(id="gap-chart")
+                yield CachedPlot(id="gap-chart")
                 yield Static("", id="export-note")
         yield Static("No experiments yet. Launch runs from the builder (F2); finished runs of the "
                      "same experiment are compared here.", id="compare-empty")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.timer = self.set_interval(COMPARE_POLL_S, self.poll, name="compare-poll")
@@ -126,15 +127,18 @@ class CompareScreen(Screen):
             self._again = True
             return
         self._busy = True
-        store, want, kind = self.app.store, self._want or self.selected, self.view.kind
+        store, want, kind, old = self.app.store, self._want or self.selected, self.view.kind, self._data
 
         def read():
             try:
                 exps = read_experiments(store)
                 key = want if any(e["experiment"] == want for e in exps) else (
                     exps[0]["experiment"] if exps else None)
+                stamp = (key, kind, tuple(tuple(e.values()) for e in exps))
+                if stamp == old:  # nothing was added, finished or deleted: no rebuild
+                    return exps, key, kind, None, stamp
                 blocks = cmp.build(view_runs(store, exps, key, kind)) if key else []
-                return exps, key, kind, blocks
+                return exps, key, kind, blocks, stamp
             finally:
                 self.app.call_from_thread(self._read_done)
 
@@ -147,7 +151,7 @@ class CompareScreen(Screen):
             self.poll()
 
     def apply(self, result) -> None:
-        exps, key, kind, blocks = result
+        exps, key, kind, blocks, stamp = result
         self._want = None
         ol = self.query_one(OptionList)
         if [(e["experiment"], e["n"], e["done"], e["active"]) for e in exps] != \
@@ -165,6 +169,9 @@ class CompareScreen(Screen):
         self.query_one("#compare").display = not empty
         if kind != self.view.kind:
             return  # the view changed while reading: a new read is on its way
+        if blocks is None:
+            return
+        self._data = stamp
         self.blocks = blocks
         self.render_view()
 
@@ -182,7 +189,7 @@ class CompareScreen(Screen):
             return
         self._shown = shown
         w = self.query_one("#table1", Static)
-        plot = self.query_one("#gap-chart", PlotextPlot)
+        plot = self.query_one("#gap-chart", CachedPlot)
         if not self.grids:
             w.update("select an experiment")
             plot.display = False
@@ -208,7 +215,7 @@ class CompareScreen(Screen):
         if plot.display:
             self.render_chart(plot)
 
-    def render_chart(self, plot: PlotextPlot) -> None:
+    def render_chart(self, plot: CachedPlot) -> None:
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
@@ -221,7 +228,7 @@ class CompareScreen(Screen):
                         width=0.5)
             plt.xticks(list(range(1, len(rows) + 1)), [r.title[:12] for r in rows])
             plt.ylim(0, max(r.stats["gap"].mean for r in rows) * 1.15 or 1)
-        plot.refresh()
+        plot.replot()
 
     def sort_columns(self) -> list:
         """The columns ``s`` cycles through: Method, then every metric column of the view."""

@@ -15,12 +15,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, Log, Static
+from textual.widgets import ContentSwitcher, Header, Log, Static
 
 from engine.cases import CASES
 from engine.store import ACTIVE
 
+from .base import StableFooter, TarfScreen
 from .. import logs
 from ..widgets.charts import (EpochChart, IdentificationChart, ident_legend, ident_summary,
                               ident_table, identification, phase_spans)
@@ -145,7 +145,7 @@ def tarf_text(epochs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class DetailScreen(Screen):
+class DetailScreen(TarfScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("i", "identification", "Identification", tooltip="TARF / TARF-I: target identification view (again: the epoch charts)"),
@@ -156,15 +156,36 @@ class DetailScreen(Screen):
 
     def __init__(self, run_id: int):
         super().__init__()
+        self._busy = False
+        self.updates = 0  # chart updates applied (tests read it)
+        self._reset(run_id)
+
+    def _reset(self, run_id: int) -> None:
         self.run_id = run_id
         self.run: dict[str, Any] = {}
         self.epochs: list[dict] = []
         self._stamp: Any = None
-        self._busy = False
         self._log_off = -1  # bytes of the log already shown
-        self.updates = 0  # chart updates applied (tests read it)
         self.ident = None  # the run's Identification, once its t1 epoch is stored
         self._status: str | None = None
+
+    def show_run(self, run_id: int) -> None:
+        """Show another run in this (installed, reused) screen: one screen object serves every
+        run's detail, so opening one costs no widget construction."""
+        if run_id == self.run_id and self.run:
+            self.poll()
+            return
+        self._reset(run_id)
+        self.query_one("#detail-head", Static).update(f"run {run_id} · loading…")
+        self.query_one(ContentSwitcher).current = "view-epochs"
+        for c in self.query(EpochChart):
+            c.set_epochs([], None)
+        self.query_one("#chart-ident", IdentificationChart).set_identification(None)
+        self.query_one(Log).clear()
+        for sel in ("#metrics", "#tarf", "#spec", "#ident-summary", "#ident-table"):
+            self.query_one(sel, Static).update("")
+        self.timer.resume()
+        self.poll()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -195,7 +216,7 @@ class DetailScreen(Screen):
             with Vertical(id="log-col", classes="panel"):
                 yield Static("[b]Events[/b]", classes="section", id="log-title")
                 yield Log(id="log", highlight=False, auto_scroll=True)
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.timer = self.set_interval(DETAIL_POLL_S, self.poll, name="detail-poll")
@@ -252,9 +273,11 @@ class DetailScreen(Screen):
             finally:
                 self.app.call_from_thread(setattr, self, "_busy", False)
 
-        self.app.bg(read, done=self.apply, group="detail-read")
+        self.app.bg(read, done=lambda r: self.apply(r, rid), group="detail-read")
 
-    def apply(self, result) -> None:
+    def apply(self, result, rid: int | None = None) -> None:
+        if rid is not None and rid != self.run_id:
+            return  # read for the run shown before
         if result is None:
             self.query_one("#detail-head", Static).update(f"run {self.run_id} no longer exists")
             self.timer.pause()

@@ -10,9 +10,9 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
+from .base import StableFooter, TarfScreen
 from ..widgets.charts import OVERLAY_METRICS, OverlayChart, overlay_series
 from ..widgets.common import method_title
 
@@ -24,7 +24,7 @@ def run_label(run: dict) -> str:
     return f"{method_title(run.get('method'))} s{run.get('seed')} #{run['id']}"
 
 
-class OverlayScreen(Screen):
+class OverlayScreen(TarfScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("n", "metric(1)", "Next metric", tooltip="Next metric: UA, RA, TA, acc D_f, acc D_uf, loss"),
@@ -46,7 +46,7 @@ class OverlayScreen(Screen):
         yield Static("", id="overlay-head")
         yield Static("", id="overlay-legend", classes="legend")
         yield OverlayChart(id="overlay-chart")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.timer = self.set_interval(OVERLAY_POLL_S, self.poll, name="overlay-poll")

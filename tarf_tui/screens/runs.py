@@ -11,12 +11,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from engine.cases import CASES
 from engine.store import ACTIVE
 
+from .base import StableFooter, TarfScreen
 from ..widgets.common import (CATEGORY_SHORT, CATEGORY_STYLE, data_stamp, fmt_num, fmt_run_time, fmt_time,
                               method_title, planned_epochs, read_run_rows, run_seconds,
                               status_text)
@@ -85,7 +85,7 @@ def row_cells(row: dict, now, marked: bool = False) -> tuple:
             fmt_run_time(row, now), fmt_time(row.get("started_at") or row.get("created_at")))
 
 
-class RunsScreen(Screen):
+class RunsScreen(TarfScreen):
     AUTO_FOCUS = "#runs-table"
     BINDINGS = [
         Binding("c", "cancel", "Cancel run"),
@@ -123,7 +123,7 @@ class RunsScreen(Screen):
         yield RunTable(list(COLUMNS), id="runs-table")
         yield Static("No runs yet. Press [b]F2[/b] to build an experiment: pick a case, a target "
                      "and methods, then launch.", id="runs-empty")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.timer = self.set_interval(self.app.poll_s, self.poll, name="runs-poll")

@@ -166,8 +166,27 @@ def thin(eps: list[dict], most: int = MAX_POINTS) -> list[dict]:
     return eps[::step] + ([eps[-1]] if (len(eps) - 1) % step else [])
 
 
+class CachedPlot(PlotextPlot):
+    """A plot that builds its text only when its data, size or theme changed (``replot()``
+    after drawing): a screen switch repaints every widget, and plotext's build costs 30-50 ms
+    a chart."""
+
+    _version = 0
+    _cache: tuple | None = None
+
+    def replot(self) -> None:
+        self._version += 1
+        self.refresh()
+
+    def render(self):
+        key = (self._version, self.size.width, self.size.height, self.app.theme)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, super().render())
+        return self._cache[1]
+
+
 # ---- per-run epoch charts ----------------------------------------------------------------------
-class EpochChart(PlotextPlot):
+class EpochChart(CachedPlot):
     """One chart over epochs: ``kind`` is "acc" (UA, RA, TA, acc D_f, acc D_uf, 0..100 %) or
     "loss" (outliers clipped, see ``loss_axis``). x = epoch number 1..N."""
 
@@ -237,7 +256,7 @@ class EpochChart(PlotextPlot):
             for ph, first, last in spans:
                 plt.text(ph, (first + last) / 2 + 1, top, color=PHASE_COLOUR, alignment="center")
         self.plotted = len(self.epochs)
-        self.refresh()
+        self.replot()
 
 
 # ---- overlay ----------------------------------------------------------------------------------
@@ -263,7 +282,7 @@ def overlay_series(runs: list[tuple[str, list[dict]]], metric: str) -> list[Seri
     return out
 
 
-class OverlayChart(PlotextPlot):
+class OverlayChart(CachedPlot):
     """One metric of several runs on shared axes (W&B LEET's overlay)."""
 
     def __init__(self, **kw):
@@ -303,7 +322,7 @@ class OverlayChart(PlotextPlot):
             clamp = ax.clamp
         for s in self.series:
             plt.plot(s.xs, [clamp(y) for y in s.ys], color=s.colour, marker="braille")
-        self.refresh()
+        self.replot()
 
     def legend(self) -> Text:
         t = legend((s.label, s.colour) for s in self.series)
@@ -408,7 +427,7 @@ def shown_units(ident: Identification, most: int = IDENT_MAX_BARS) -> list[Unit]
     return [u for u in present if u.id in keep]
 
 
-class IdentificationChart(PlotextPlot):
+class IdentificationChart(CachedPlot):
     """A bar per unit: its accuracy change at t1 (%), coloured by excluded / truly hidden."""
 
     def __init__(self, **kw):
@@ -432,7 +451,7 @@ class IdentificationChart(PlotextPlot):
         if ident is None:
             plt.title("no identification yet (TARF decides at t1)")
             self.bars = []
-            self.refresh()
+            self.replot()
             return
         units = self.bars = shown_units(ident)
         total = sum(1 for u in ident.units if u.change is not None)
@@ -455,7 +474,7 @@ class IdentificationChart(PlotextPlot):
         lo, hi = min(vals), max(vals)
         pad = max(hi - lo, 1.0) * 0.08
         (plt.xlim if horizontal else plt.ylim)(lo - pad, hi + pad)
-        self.refresh()
+        self.replot()
 
 
 def ident_summary(ident: Identification) -> Text:
