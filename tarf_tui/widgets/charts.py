@@ -149,7 +149,7 @@ def loss_axis(values: Sequence[float]) -> LossAxis:
 
 def fmt_short(v: float) -> str:
     a = abs(v)
-    if a >= 1e4:
+    if a >= 1e7:
         return f"{v:.3g}"
     if a >= 100:
         return f"{v:.0f}"
