@@ -88,6 +88,7 @@ class CompareScreen(TarfScreen):
         self._again = False  # a read was asked while one ran
         self._shown: Any = None  # what the table shows now (skip identical redraws)
         self._data: Any = None  # what the blocks were built from (skip identical rebuilds)
+        self.shown_table: Any = None  # the renderable in #table1 (tests render it)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -209,7 +210,8 @@ class CompareScreen(TarfScreen):
         width = max(Measurement.get(con, con.options.update(max_width=10_000), t).maximum
                     for t in tables)
         w.styles.width = width  # the natural width: wider tables scroll sideways
-        w.update(Group(*tables, Text(note(self.grids), style="dim")))
+        self.shown_table = Group(*tables, Text(note(self.grids), style="dim"))
+        w.update(self.shown_table)
         plot.display = self.view.kind == "blocks"
         self.set_class(self.view.kind == "tasks", "-tasks")
         if plot.display:

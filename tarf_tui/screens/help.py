@@ -97,7 +97,8 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(classes="dialog", id="help"):
             yield Static(Text("Keys · Esc or ? closes · ctrl+p finds any action by name",
                               style="bold"), classes="dialog-question")
-            yield Static(help_table(self.current), id="help-table")
+            self.table = help_table(self.current)
+            yield Static(self.table, id="help-table")
 
     def action_close(self) -> None:
         self.dismiss(None)
