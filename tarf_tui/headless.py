@@ -186,7 +186,7 @@ def _downloading_check(stream: TextIO) -> Callable[[RunSpec], str]:
 class HeadlessResult:
     exit_code: int
     run_ids: list[int]  # every run of the plan, in plan order (reused ones included)
-    new_ids: list[int]  # the runs started by this invocation
+    new_ids: list[int]  # the runs started by this invocation (taken-over queued ones too)
     statuses: dict[int, str] = field(default_factory=dict)
     output: str = ""  # what went to stdout
     plan: Plan | None = None
@@ -319,8 +319,12 @@ def drive(sched: Scheduler, *, plan: Plan | None = None, resume: Iterable[int] |
                 err.write(f"{n}\n")
             err.write(f"{plan.summary()}; workspace {store.path.parent}\n")
             err.flush()
+            # joined runs still queued are taken over by the scheduler: they are ours to show,
+            # count and cancel; joined runs already running belong to whoever started them
+            left = store.statuses(st.run_id for st in plan.joined)
             ids = sched.submit(plan)
-            new_ids = [rid for st, rid in zip(plan.steps, ids) if st.action == "start"]
+            new_ids = [rid for st, rid in zip(plan.steps, ids)
+                       if st.action == "start" or (st.action == "join" and left.get(rid) == "queued")]
             claim = getattr(sched.launcher.executor, "claim", None)
             if claim is not None:  # rows of a cluster launch stay the cluster's on resume
                 claim([r for r, s in store.statuses(new_ids).items() if s == "queued"])

@@ -181,9 +181,9 @@ class Scheduler:
 
     @property
     def pending(self) -> int:
-        """Runs waiting for a dependency or a free worker."""
-        with self._lock:
-            return len(self._waiting) + self.pool.status.queued
+        """Runs waiting for a dependency or a free worker. Lock-free (a TUI reads it on its
+        event loop while a worker thread may hold the lock for a tick)."""
+        return len(self._waiting) + self.pool.status.queued
 
     @property
     def running(self) -> int:

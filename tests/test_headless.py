@@ -406,3 +406,17 @@ def test_progress_of_one_run_has_totals_and_no_silent_stretch(tmp_path):
             st.add_epoch(rid, e, phase="retrain", ua=1.0)
         _show(rec, st, rid, {rid: None})
         assert rec.calls[-1] == ("epoch", rid, 3, 10)  # the total from the task event
+
+
+def test_a_grid_left_queued_by_a_killed_driver_runs_when_asked_again(fake, tmp_path):
+    """Rows a SIGKILLed headless left queued are joined by the same command and run."""
+    from tarf_tui.planner import make_plan
+
+    with Store(tmp_path / "tarf.db") as s:
+        for st in make_plan({"method": "ft"}).steps:
+            s.create_run(st.spec)
+    r = invoke(tmp_path, "--method", "ft", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert "2 already queued or running (waited for)" in r.stderr
+    assert "run 1 started" in r.stderr and "run 2 started" in r.stderr
+    assert [x["status"] for x in runs(tmp_path)] == ["finished", "finished"]
