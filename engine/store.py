@@ -507,16 +507,43 @@ class Store:
         return self._write(lambda db: db.execute(
             f"INSERT INTO runs ({cols}) VALUES ({marks})", list(row.values())).lastrowid)
 
+    def claim_start(self, run_id: int, by: str, ttl_s: float = 60.0) -> bool:
+        """Launcher side, before spawning an engine: a compare-and-set on a queued row, so two
+        launchers (a TUI and a headless on one workspace) never start the same run twice.
+        True when the row is queued and unclaimed, claimed by ``by`` already, or claimed more
+        than ``ttl_s`` seconds ago (a launcher that died between claim and launch). The claim
+        lives in ``extras["start_claim"]`` until ``mark_launched`` clears it."""
+        now = _dt.datetime.now(_dt.timezone.utc)
+        stale = (now - _dt.timedelta(seconds=ttl_s)).isoformat(timespec="milliseconds")
+        claim = json.dumps({"by": by, "at": now.isoformat(timespec="milliseconds")})
+
+        def tx(db):
+            return db.execute(
+                "UPDATE runs SET extras = json_set(coalesce(extras, '{}'), '$.start_claim', json(?)) "
+                "WHERE id = ? AND status = 'queued' AND (json_extract(extras, '$.start_claim') IS NULL "
+                "OR json_extract(extras, '$.start_claim.by') = ? "
+                "OR json_extract(extras, '$.start_claim.at') < ?)",
+                [claim, run_id, by, stale]).rowcount > 0
+
+        return self._write(tx)
+
     def mark_launched(self, run_id: int, pid: int, host: str | None = None,
                       log_path: str | None = None) -> bool:
         """Launcher side: a queued run's engine process exists. False if it is no longer queued
         (the engine already reported in, or the run was cancelled)."""
         now = utcnow()
-        return self._update(
-            run_id, {"status": "running", "pid": pid, "host": host or socket.gethostname(),
-                     "started_at": now, "heartbeat_at": now,
-                     **({"log_path": str(log_path)} if log_path else {})},
-            expect=("queued",))
+        values = {"status": "running", "pid": pid, "host": host or socket.gethostname(),
+                  "started_at": now, "heartbeat_at": now,
+                  **({"log_path": str(log_path)} if log_path else {})}
+
+        def tx(db):
+            if _set(db, run_id, values, ("queued",)) == 0:
+                return False
+            db.execute("UPDATE runs SET extras = nullif(json_remove(extras, '$.start_claim'), '{}') "
+                       "WHERE id = ? AND extras IS NOT NULL", [run_id])
+            return True
+
+        return self._write(tx)
 
     def mark_running(self, run_id: int, pid: int, device: str | None,
                      versions: Mapping[str, Any] | None = None,

@@ -211,6 +211,7 @@ class Launcher:
         self.stale_after = stale_after
         self._handles: dict[int, Any] = {}
         self._cancelling: set[int] = set()
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"  # for claim_start
 
     # ---- submit / start ----------------------------------------------------------------
     def submit(self, spec: RunSpec) -> int:
@@ -260,11 +261,15 @@ class Launcher:
         return ids[:len(handles)]
 
     def _check_queued(self, run_id: int) -> None:
+        """The run is queued and now claimed by this launcher (``Store.claim_start``): another
+        launcher on the same workspace will not start it too."""
         run = self.store.get_run(run_id)
         if run is None:
             raise TarfError(f"no run {run_id}")
         if run["status"] != "queued":
             raise TarfError(f"run {run_id} is {run['status']}, not queued")
+        if not self.store.claim_start(run_id, self._token):
+            raise TarfError(f"run {run_id} is being started by another launcher")
 
     def _started(self, run_id: int, handle: Any) -> Any:
         self._handles[run_id] = handle

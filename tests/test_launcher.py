@@ -260,3 +260,29 @@ def test_pool_splits_cpu_threads_between_engines(tmp_path, monkeypatch):
     Pool(Launcher(store, ex2), workers=2)
     assert "TARF_THREADS" not in ex2.env
     store.close()
+
+
+def test_two_launchers_never_start_one_run_twice(store):
+    """A TUI and a headless on one workspace: only the first launcher to claim a queued run
+    starts its engine."""
+    from engine.errors import TarfError
+
+    class Rec:
+        def __init__(self):
+            self.started = []
+
+        def start(self, rid):
+            self.started.append(rid)
+            return type("H", (), {"pid": None, "log_path": None})()  # the row stays queued
+
+        alive = lambda self, h: False  # noqa: E731
+        terminate = kill = lambda self, h: None  # noqa: E731
+        adopt = lambda self, run: None  # noqa: E731
+
+    a, b = Rec(), Rec()
+    la, lb = Launcher(store, a), Launcher(store, b)
+    rid = la.submit(RunSpec(method="ft"))
+    la.start(rid)
+    with pytest.raises(TarfError, match="being started by another launcher"):
+        lb.start(rid)
+    assert lb.start_many([rid]) == [] and (a.started, b.started) == ([rid], [])

@@ -281,3 +281,17 @@ def test_several_processes_create_the_same_new_file_at_once(tmp_path):
     assert con.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == len(
         MIGRATIONS._migrations)
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+
+
+def test_claim_start_lets_one_launcher_start_a_queued_run(store):
+    from engine.spec import RunSpec
+
+    rid = store.create_run(RunSpec())
+    assert store.claim_start(rid, "a") and store.claim_start(rid, "a")  # its own claim again
+    assert not store.claim_start(rid, "b")  # another launcher: refused
+    assert store.claim_start(rid, "b", ttl_s=0.0)  # a claim older than the ttl is void
+    assert store.mark_launched(rid, 123)
+    assert "start_claim" not in store.get_run(rid)["extras"]  # cleared once launched
+    assert not store.claim_start(rid, "c")  # no longer queued
+    done = store.create_run(RunSpec(), status="finished")
+    assert not store.claim_start(done, "a")
