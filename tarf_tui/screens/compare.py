@@ -25,7 +25,7 @@ from .base import StableFooter, TarfScreen
 from .. import compare as cmp
 from ..options import REFERENCE
 from ..widgets.charts import CachedPlot
-from ..widgets.common import CATEGORY_STYLE
+from ..widgets.common import CATEGORY_SHORT, CATEGORY_STYLE
 
 EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "json": "json"}
 COMPARE_POLL_S = 2.0
@@ -202,6 +202,16 @@ class CompareScreen(TarfScreen):
             t = cmp.rich_table(g, header_style="bold", box=box.SIMPLE_HEAD)
             for col in t.columns:  # the table scrolls sideways; cells never wrap or ellipsise
                 col.no_wrap = True
+            # a task's group label once, over its first column (the paper's spanning header),
+            # on two short lines ("case 11" / "target-mm") so it is no wider than the cells
+            for prev, col, gcol in zip([None] + g.columns[:-1], t.columns, g.columns):
+                if not gcol.group:
+                    continue
+                if prev is not None and prev.group == gcol.group:
+                    col.header = "\n\n" + gcol.header
+                else:
+                    case, _, cat = gcol.group.partition(" ")[2].partition(" ")
+                    col.header = f"case {case}\n{CATEGORY_SHORT.get(cat, cat)}\n{gcol.header}"
             tables.append(t)
         note = getattr(cmp, "footnote", None) or cmp._footnote  # noqa: SLF001 (until public)
         from rich.measure import Measurement

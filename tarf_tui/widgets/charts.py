@@ -147,6 +147,20 @@ def loss_axis(values: Sequence[float]) -> LossAxis:
     return ax
 
 
+def nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round tick positions (1, 2 or 5 x 10^k apart) covering [lo, hi]."""
+    span = max(hi - lo, 1e-9)
+    raw = span / max(most - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    out, v = [], first
+    while v <= hi + 1e-9 * step:
+        out.append(round(v, 10))
+        v += step
+    return out
+
+
 def fmt_short(v: float) -> str:
     a = abs(v)
     if a >= 1e7:
@@ -241,6 +255,8 @@ class EpochChart(CachedPlot):
             vals = [e.get("loss") for e in eps]
             self.axis = ax = loss_axis(vals)
             plt.ylim(ax.lo, ax.hi)
+            yt = nice_ticks(ax.lo, ax.hi)
+            plt.yticks(yt, [fmt_short(t) for t in yt])
             pts = [(x, float(v)) for x, v in zip(xs, vals) if v is not None and math.isfinite(float(v))]
             if pts:
                 plt.plot([p[0] for p in pts], [ax.clamp(p[1]) for p in pts], color=LOSS_COLOUR,
@@ -319,6 +335,8 @@ class OverlayChart(CachedPlot):
         else:
             self.axis = ax = loss_axis([y for s in self.series for y in s.ys])
             plt.ylim(ax.lo, ax.hi)
+            yt = nice_ticks(ax.lo, ax.hi)
+            plt.yticks(yt, [fmt_short(t) for t in yt])
             clamp = ax.clamp
         for s in self.series:
             plt.plot(s.xs, [clamp(y) for y in s.ys], color=s.colour, marker="braille")
@@ -474,6 +492,8 @@ class IdentificationChart(CachedPlot):
         lo, hi = min(vals), max(vals)
         pad = max(hi - lo, 1.0) * 0.08
         (plt.xlim if horizontal else plt.ylim)(lo - pad, hi + pad)
+        ticks = nice_ticks(lo - pad, hi + pad)
+        (plt.xticks if horizontal else plt.yticks)(ticks, [fmt_short(t) for t in ticks])
         self.replot()
 
 
@@ -511,5 +531,5 @@ def ident_table(ident: Identification, rows: int = 30) -> Text:
         t.append("\n")
     if len(ranked) > rows:
         t.append(f"… {len(ranked) - rows} more\n", style="dim")
-    t.append("ex: excluded at t1 · hid: truly hidden", style="dim")
+    t.append("ex excluded at t1 · hid hidden", style="dim")
     return t
