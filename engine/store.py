@@ -707,11 +707,20 @@ class Store:
 
     def set_job(self, run_id: int, executor: str, job_id: str | None,
                 log_path: str | os.PathLike | None = None) -> None:
-        """Where a run's engine was handed: ``executor`` ('slurm', ...) and its job id."""
+        """Where a run's engine was handed: ``executor`` ('slurm', ...) and its job id. A job
+        id is a cluster run's launch: it clears the row's ``start_claim`` as ``mark_launched``
+        does (the row stays queued until the engine reports in)."""
         values: dict[str, Any] = {"executor": executor, "job_id": job_id}
         if log_path is not None:
             values["log_path"] = str(log_path)
-        self._update(run_id, values)
+
+        def tx(db):
+            _set(db, run_id, values)
+            if job_id is not None:
+                db.execute("UPDATE runs SET extras = nullif(json_remove(extras, '$.start_claim'), '{}') "
+                           "WHERE id = ? AND extras IS NOT NULL", [run_id])
+
+        self._write(tx)
 
     def restart_run(self, run_id: int, attempt: int) -> bool:
         """A cluster task of an active run started again (requeued or preempted): drop the

@@ -238,3 +238,15 @@ def test_heartbeat_age_is_tracked(store, tmp_path):
     assert ing.ingest(folder).heartbeat["pid"] == os.getpid()
     age = ing.beat_age(folder)
     assert age is not None and age < 60
+
+
+def test_a_job_id_clears_the_start_claim(store):
+    rid = store.create_run(RunSpec())
+    assert store.claim_start(rid, "driver-a")
+    assert not store.claim_start(rid, "driver-b")
+    store.set_job(rid, "slurm", None)  # claimed for Slurm, not submitted: the claim stays
+    assert not store.claim_start(rid, "driver-b")
+    store.set_job(rid, "slurm", "12_0", log_path="/x/engine.log")
+    row = store.get_run(rid)
+    assert "start_claim" not in (row["extras"] or {})
+    assert (row["executor"], row["job_id"], row["log_path"]) == ("slurm", "12_0", "/x/engine.log")
