@@ -106,12 +106,12 @@ def metrics_table(run: dict, epochs: list[dict], now=None) -> Table:
     for key, label in (("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia", "MIA")):
         v = run.get(key) if run.get(key) is not None else last.get(key)
         t.add_row(label, fmt_num(v, 2), fmt_num(run.get(f"ref_{key}"), 2))
-    for key, label in (("acc_f", "acc D_f"), ("acc_uf", "acc D_uf"), ("acc_test_t", "acc test_t")):
-        v = run.get(key) if run.get(key) is not None else last.get(key)
-        t.add_row(label, fmt_num(v, 2), "")
     t.add_row(Text("Gap", style="bold"), Text(fmt_num(run.get("gap"), 2), style="bold yellow"), "")
     label, secs = run_time(run, now)
     t.add_row(label, fmt_secs(secs), "")
+    for key, label in (("acc_f", "acc D_f"), ("acc_uf", "acc D_uf"), ("acc_test_t", "acc test_t")):
+        v = run.get(key) if run.get(key) is not None else last.get(key)
+        t.add_row(label, fmt_num(v, 2), "")
     wall = (run.get("extras") or {}).get("wall_s") if run.get("rte_s") is not None else None
     if wall is not None:
         t.add_row("wall", fmt_secs(wall), "")
@@ -133,7 +133,7 @@ def tarf_text(epochs: list[dict]) -> str:
             lines.append(f"k_t = {fmt_num(x['k_t'], 4)} (epoch {last_with['epoch'] + 1})")
         names = x.get("unit_names") or []
         if "excluded" in x or "excluded_units" in x:
-            v = x.get("excluded", x.get("excluded_units"))
+            v = x.get("excluded_units", x.get("excluded"))  # the engine's key first
             if isinstance(v, (list, tuple)):
                 v = ", ".join(names[u] if isinstance(u, int) and u < len(names) else str(u)
                               for u in v)
@@ -206,15 +206,15 @@ class DetailScreen(TarfScreen):
                 with VerticalScroll(id="ident-table-col", classes="panel"):
                     yield Static("", id="ident-table")
         with Horizontal(id="detail-bottom"):
-            with Vertical(id="metrics-col", classes="panel"):
-                yield Static("[b]Final metrics[/b]", classes="section")
+            with VerticalScroll(id="metrics-col", classes="panel") as col:
+                col.border_title = "Final metrics"
                 yield Static("", id="metrics")
                 yield Static("", id="tarf")
-            with VerticalScroll(id="spec-col", classes="panel"):
-                yield Static("[b]Spec[/b]", classes="section")
+            with VerticalScroll(id="spec-col", classes="panel") as col:
+                col.border_title = "Spec"
                 yield Static("", id="spec")
-            with Vertical(id="log-col", classes="panel"):
-                yield Static("[b]Events[/b]", classes="section", id="log-title")
+            with Vertical(id="log-col", classes="panel") as col:
+                col.border_title = "Events"
                 yield Log(id="log", highlight=False, auto_scroll=True)
         yield StableFooter()
 
@@ -307,8 +307,7 @@ class DetailScreen(TarfScreen):
             self._log_off = offset
             if lines:
                 w.write_lines([format_event(x) for x in lines])
-            self.query_one("#log-title", Static).update(
-                f"[b]Events[/b] [dim]{run.get('log_path') or 'no log yet'}[/dim]")
+            self.query_one("#log-col").border_subtitle = str(run.get("log_path") or "no log yet")
         self.render_info()
 
     def render_ident(self) -> None:
