@@ -723,6 +723,18 @@ def executor_for(name: str, store: Store, *, engine_cmd: list[str] | None = None
 EXECUTORS = ("local", "slurm")
 
 
+def where(run: Mapping[str, Any]) -> str:
+    """Where a run's engine is, for lists and headers: ``slurm 46_0 @gpu07`` (a Slurm task,
+    with its node once it reported in), ``slurm (not submitted)``, or the host of a local
+    run ('' before it started)."""
+    if run.get("executor") == SlurmExecutor.name:
+        if not run.get("job_id"):
+            return "slurm (not submitted)"
+        node = run.get("host") if run.get("status") != "queued" or run.get("pid") else None
+        return f"slurm {run['job_id']}" + (f" @{node}" if node else "")
+    return str(run.get("host") or "")
+
+
 def check_executor(name: str, workspace: str | os.PathLike,
                    grid_file: str | os.PathLike | None = None,
                    options: Mapping[str, Any] | None = None) -> None:

@@ -114,3 +114,13 @@ def test_cluster_modules_are_torch_free(module):
     assert p.returncode == 0, p.stderr
     mods = set(json.loads(p.stdout.strip().splitlines()[-1]))
     assert not mods & {"torch", "torchvision", "textual", "plotext"}
+
+
+def test_where_a_run_is():
+    from tarf_tui.slurm import where
+
+    assert where({"executor": "slurm", "job_id": "46_0", "status": "queued"}) == "slurm 46_0"
+    assert where({"executor": "slurm", "job_id": "46_0", "status": "running", "host": "gpu07",
+                  "pid": 12}) == "slurm 46_0 @gpu07"
+    assert where({"executor": "slurm", "job_id": None}) == "slurm (not submitted)"
+    assert where({"host": "laptop"}) == "laptop" and where({}) == ""
