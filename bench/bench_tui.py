@@ -193,6 +193,7 @@ def until(tm: Tmux, cond, timeout: float = 5.0) -> float:
 
 
 RUNS_SHOWN = re.compile(r"\d+/\d+ runs ·")
+DETAIL = re.compile(r"accuracy.{0,8}per epoch")  # the run detail's chart title
 
 
 def terminal_switches(tm: Tmux, out: dict[str, object], reps: int = 6) -> None:
@@ -202,8 +203,10 @@ def terminal_switches(tm: Tmux, out: dict[str, object], reps: int = 6) -> None:
     steps = (("F2 -> builder", "F2", lambda s: "Task case" in s),
              ("F4 -> compare", "F4", lambda s: "Experiments" in s and "Task case" not in s),
              ("F3 -> runs", "F3", is_runs),
-             ("enter -> detail", "Enter", lambda s: "accuracy (%) per epoch" in s),
-             ("Esc -> runs", "Escape", lambda s: is_runs(s) and "accuracy (%) per epoch" not in s))
+             ("enter -> detail", "Enter", lambda s: DETAIL.search(s) is not None),
+             ("Esc -> runs", "Escape", lambda s: is_runs(s) and DETAIL.search(s) is None),
+             ("enter -> detail (again)", "Enter", lambda s: DETAIL.search(s) is not None),
+             ("Backspace -> runs", "BSpace", lambda s: is_runs(s) and DETAIL.search(s) is None))
     for _ in range(reps):
         for name, key, cond in steps:
             time.sleep(0.4)  # let the previous screen settle (not timed)
@@ -238,7 +241,7 @@ def terminal(ws: Workspace, idle_s: float, switches_only: bool = False) -> dict[
         tm.keys("Enter")
         time.sleep(0.5)
         tm.keys("Enter")
-        until(tm, lambda s: "accuracy (%) per epoch" in s, timeout=10)
+        until(tm, lambda s: DETAIL.search(s) is not None, timeout=10)
         time.sleep(2)
         c0, t0 = cpu_s(pid), time.monotonic()
         time.sleep(idle_s)

@@ -207,8 +207,15 @@ class TarfApp(App):
     def _tick_queue(self) -> None:
         q = self.queue
         if not q.pending and not q.running:
+            # cluster runs (submitted earlier, or by a headless elsewhere) are followed anyway
+            if hasattr(self.launcher.executor, "has_slurm_runs"):
+                self.bg(self._sync_cluster, group="cluster", exclusive=True, launcher=True)
             return
         self.bg(q.tick, group="pool", exclusive=False, launcher=True)
+
+    def _sync_cluster(self) -> None:
+        if self.launcher.executor.has_slurm_runs():
+            self.launcher.reap()  # reap syncs first: folders ingested, Slurm's states applied
 
     # ---- launching / cancelling (all through planner.Scheduler) ---------------------------
     def launch(self, options: dict, sets: Iterable[str] = (), workers: int | None = None,

@@ -147,7 +147,8 @@ def tarf_text(epochs: list[dict]) -> str:
 
 class DetailScreen(TarfScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", tooltip="Back (Backspace has no Esc "
+                "delay: terminals make a lone Esc wait for a possible escape sequence)"),
         Binding("i", "identification", "Identification", tooltip="TARF / TARF-I: target identification view (again: the epoch charts)"),
         Binding("c", "cancel", "Cancel run"),
         Binding("b", "rebuild", "Re-open in builder"),

@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 _NAMES = {"slash": "/", "question_mark": "?", "escape": "Esc", "enter": "Enter", "space": "Space",
           "pageup": "PgUp", "pagedown": "PgDn", "home": "Home", "end": "End", "up": "↑",
-          "down": "↓", "tab": "Tab", "shift+tab": "Shift+Tab"}
+          "down": "↓", "tab": "Tab", "shift+tab": "Shift+Tab", "backspace": "Backspace"}
 
 
 def key_name(key: str) -> str:

@@ -26,7 +26,8 @@ def run_label(run: dict) -> str:
 
 class OverlayScreen(TarfScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", tooltip="Back (Backspace has no Esc "
+                "delay: terminals make a lone Esc wait for a possible escape sequence)"),
         Binding("n", "metric(1)", "Next metric", tooltip="Next metric: UA, RA, TA, acc D_f, acc D_uf, loss"),
         Binding("N", "metric(-1)", "Previous metric"),
     ]
