@@ -23,7 +23,7 @@ from engine.methods.params import CATALOG
 from engine.spec import RunSpec
 
 from .base import StableFooter, TarfScreen
-from ..options import DATASET_SIZES, DEFAULT_METHODS, parse_seeds
+from ..options import DATASET_SIZES, DEFAULT_METHODS, REFERENCE, parse_seeds
 from ..widgets.case_picker import CasePicker
 from ..widgets.common import ARCHS, CATEGORY_STYLE, method_title
 from ..widgets.hierarchy_tree import HierarchyTree
@@ -269,7 +269,7 @@ class BuilderScreen(TarfScreen):
         if reset_request or not self.target:
             try:
                 spec = RunSpec(case=case.no, subsets=self.subsets, allow_impractical=True,
-                               method="retrained")
+                               method=REFERENCE)
                 _, self.target, self.forget, _ = resolve_request(spec, hier)
             except TarfError as e:
                 self.notify(str(e), severity="error")
@@ -285,7 +285,7 @@ class BuilderScreen(TarfScreen):
     def on_hierarchy_tree_refused(self, event: HierarchyTree.Refused) -> None:
         self.notify(event.reason, severity="warning", timeout=4)
 
-    def request_spec(self, method: str = "retrained") -> RunSpec:
+    def request_spec(self, method: str = REFERENCE) -> RunSpec:
         return RunSpec(dataset=self.dataset, hierarchy=self.hier_name, subsets=self.subsets,
                        case=self.case_no, target=self.target, forget=self.forget,
                        allow_impractical=not get_case(self.case_no).practical, method=method)
@@ -372,7 +372,7 @@ class BuilderScreen(TarfScreen):
             seeds = parse_seeds(self.query_one("#seeds", Input).value)
         except TarfError:
             seeds = []
-        methods = [method_title(m) for m in self.selected_methods() if m != "retrained"]
+        methods = [method_title(m) for m in self.selected_methods() if m != REFERENCE]
         n = (len(methods) + 1) * len(seeds)
         ep = self.global_epochs()
         self.query_one("#launch-summary", Static).update(
@@ -473,7 +473,7 @@ class BuilderScreen(TarfScreen):
             method = spec.get("method", "tarf")
             ml = self.query_one("#methods", SelectionList)
             ml.deselect_all()
-            ml.select("retrained")
+            ml.select(REFERENCE)
             ml.select(method)
             self.query_one("#arch", Select).value = spec.get("arch", "smallcnn")
             self.query_one("#epochs", Input).value = str(spec["epochs"]) if spec.get("epochs") else ""
@@ -481,7 +481,7 @@ class BuilderScreen(TarfScreen):
             self.query_one("#recipe-epochs", Input).value = str(rec) if rec else ""
             self.query_one("#seeds", Input).value = str(spec.get("seed", 0))
             self.query_one("#device", Select).value = spec.get("device", "auto")
-            if method != "retrained" and spec.get("params"):
+            if method != REFERENCE and spec.get("params"):
                 forms = {f.method: f for f in self.query(ParamsForm)}
                 if method in forms:
                     forms[method].set_values(dict(spec["params"]))

@@ -213,14 +213,13 @@ class CompareScreen(TarfScreen):
                     case, _, cat = gcol.group.partition(" ")[2].partition(" ")
                     col.header = f"case {case}\n{CATEGORY_SHORT.get(cat, cat)}\n{gcol.header}"
             tables.append(t)
-        note = getattr(cmp, "footnote", None) or cmp._footnote  # noqa: SLF001 (until public)
         from rich.measure import Measurement
 
         con = self.app.console
         width = max(Measurement.get(con, con.options.update(max_width=10_000), t).maximum
                     for t in tables)
         w.styles.width = width  # the natural width: wider tables scroll sideways
-        self.shown_table = Group(*tables, Text(note(self.grids), style="dim"))
+        self.shown_table = Group(*tables, Text(cmp.footnote(self.grids), style="dim"))
         w.update(self.shown_table)
         plot.display = self.view.kind == "blocks"
         self.set_class(self.view.kind == "tasks", "-tasks")

@@ -22,6 +22,7 @@ from engine.store import ACTIVE
 
 from .base import StableFooter, TarfScreen
 from .. import logs
+from ..slurm import where as slurm_where
 from ..widgets.charts import (EpochChart, IdentificationChart, ident_legend, ident_summary,
                               ident_table, identification, phase_spans)
 from ..widgets.common import (CATEGORY_SHORT, CATEGORY_STYLE, epoch_progress, fmt_num, fmt_secs, fmt_time,
@@ -341,6 +342,9 @@ class DetailScreen(TarfScreen):
             f"{run.get('forget') or 'default'} · seed {run.get('seed')} · "
             f"{epoch_progress(len(self.epochs), planned_epochs(run))} · {label} {fmt_secs(secs)}"
             + (f" · started {fmt_time(run.get('started_at'))}" if wide else ""))
+        where = slurm_where(run)
+        if where:
+            head.append(f" · {where}")
         if self.ident is not None and self.ident.hits is not None:
             head.append(f" · identified {self.ident.hits}/{self.ident.n}", style="bold")
             head.append(" (i: view)", style="dim")

@@ -12,6 +12,8 @@ from rich.text import Text
 
 from engine.store import Store, parse_time
 
+from ..options import REFERENCE
+
 # One colour per task category (Table 4 comments), used in the case picker, runs and compare.
 CATEGORY_STYLE = {
     "all-matched": "bold green",
@@ -110,7 +112,7 @@ def planned_epochs(row: dict) -> int | None:
     if row.get("total_epochs"):
         return int(row["total_epochs"])
     spec = row.get("spec") if isinstance(row.get("spec"), dict) else {}
-    if row.get("method") == "retrained":
+    if row.get("method") == REFERENCE:
         v = (spec.get("recipe") or {}).get("epochs") or row.get("epochs")
     else:
         v = row.get("epochs") or spec.get("epochs") or (spec.get("params") or {}).get("epochs")

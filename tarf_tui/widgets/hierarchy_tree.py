@@ -14,6 +14,8 @@ from textual.widgets import Tree
 from engine.cases import Case
 from engine.hierarchy import RANK, Hierarchy
 
+from ..options import REFERENCE
+
 
 @dataclass(frozen=True)
 class NodeRef:
@@ -155,7 +157,7 @@ class HierarchyTree(Tree[NodeRef]):
         if not case.practical:
             return (h.names(ld)[h.ancestor(lt, h.index(lt, target), ld)],)
         spec = RunSpec(case=self.case.no, target=target, subsets=self.hier.subsets,
-                       allow_impractical=True, method="retrained")
+                       allow_impractical=True, method=REFERENCE)
         return resolve_request(spec, self.hier)[2]
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
