@@ -17,7 +17,7 @@ from engine.store import Store, Workspace
 from tarf_tui import compare as cmp
 from tarf_tui.app import MIN_SIZE, TarfApp
 from tarf_tui.screens.builder import BuilderScreen
-from tarf_tui.screens.detail import DetailScreen, format_event
+from tarf_tui.screens.detail import DetailScreen, eta_seconds, format_event
 from tarf_tui.screens.help import HelpScreen, key_reference
 from tarf_tui.screens.overlay import OverlayScreen
 from tarf_tui.screens.runs import RunsScreen, row_cells
@@ -93,12 +93,19 @@ def test_epoch_label_and_run_time_label():
     assert planned_epochs({"method": "retrained", "spec": {"recipe": {"epochs": 3}}}) == 3
 
 
+def test_eta_from_the_epochs_done():
+    eps = [{"epoch": 0, "seconds": 2.0}, {"epoch": 1, "seconds": 4.0}]
+    assert eta_seconds(eps, 10) == 8 * 3.0
+    assert eta_seconds(eps, None) is None and eta_seconds([], 10) is None
+    assert eta_seconds(eps, 2) == 0
+
+
 def test_engine_events_read_as_sentences():
     assert format_event('{"event": "epoch", "run_id": 3, "epoch": 0, "phase": "II", "loss": 0.5,'
                         ' "ua": 12.0, "ra": 95.0, "ta": 94.5, "seconds": 2.0}') == \
         "epoch 1 · phase II · loss 0.5000 · UA 12.0 RA 95.0 TA 94.5 · 2.0s"
     assert format_event('{"event": "pretrain", "kind": "original", "epoch": 3, "epochs": 10, '
-                        '"loss": 1.2}') == "original model training epoch 3/10 · loss 1.2000"
+                        '"loss": 1.2}') == "original model training epoch 4/10 · loss 1.2000"
     assert format_event('{"event": "finished", "ua": 1, "ra": 2, "ta": 3, "mia": 4, "gap": 5, '
                         '"rte_s": 6}') == "finished · UA 1.00 RA 2.00 TA 3.00 MIA 4.00 GAP 5.00 · RTE 6.0s"
     assert format_event("# started python -m engine") == "# started python -m engine"
@@ -271,6 +278,26 @@ async def test_detail_loss_chart_clips_ascent_and_events_are_readable(ws):
         lines = [str(x) for x in d.query_one("#log").lines]
         assert "engine started (pid 1)" in lines and "epoch 1 · loss -0.7000 · UA 50.0" in lines
         assert not any(x.lstrip().startswith("{") for x in lines)
+
+
+@sync
+async def test_detail_says_the_original_model_is_training_before_the_first_epoch(ws):
+    from engine.spec import RunSpec
+
+    log = ws.path / "pre.log"
+    with Store(ws.db_path) as s:
+        rid = s.create_run(RunSpec(method="ft", epochs=4))
+        s.mark_running(rid, 1, "cpu")
+        log.write_text(json.dumps({"event": "pretrain", "run_id": rid, "kind": "original",
+                                   "epoch": 3, "epochs": 10, "loss": 1.0}) + "\n")
+        s.set_log_path(rid, log)
+    app, _ = recording_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_detail(rid)
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.run)
+        await wait_for(pilot, lambda: "original model epoch 4/10" in str(
+            app.screen.query_one("#detail-head").render()), what="pretrain head")
+        assert "epoch 0/4" in str(app.screen.query_one("#detail-head").render())
 
 
 # ---- runs, overlay ----------------------------------------------------------------------------

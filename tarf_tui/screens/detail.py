@@ -61,10 +61,11 @@ def format_event(line: str) -> str:
         if ev.get("cached"):
             parts.append("(cached)")
         return " · ".join(p for p in parts if p)
-    if kind == "pretrain":
+    if kind == "pretrain":  # epoch counted from 0 in the event, shown 1..N (logs.pretrain_state)
         total = ev.get("epochs")
-        what = "original model" if ev.get("kind", "original") == "original" else str(ev.get("kind"))
-        return (f"{what} training epoch {ev.get('epoch')}" + (f"/{total}" if total else "")
+        what = "original model" if ev.get("kind", "original") == "original" else "Retrained reference"
+        done = ev["epoch"] + 1 if isinstance(ev.get("epoch"), int) else "?"
+        return (f"{what} training epoch {done}" + (f"/{total}" if total else "")
                 + f" · loss {_num(ev.get('loss'), 4)}")
     if kind == "running":
         return f"engine started (pid {ev.get('pid')})"
@@ -96,6 +97,15 @@ def format_event(line: str) -> str:
         return f"not run: the run is {ev.get('status')}"
     rest = ", ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "run_id"))
     return f"{kind}" + (f": {rest}" if rest else "")
+
+
+def eta_seconds(epochs: list[dict], total: int | None) -> float | None:
+    """Seconds left: the epochs still to run times the mean seconds of those done (None while
+    unknown)."""
+    secs = [e["seconds"] for e in epochs if isinstance(e.get("seconds"), (int, float))]
+    if not total or not secs:
+        return None
+    return max(total - len(epochs), 0) * sum(secs) / len(secs)
 
 
 def metrics_table(run: dict, epochs: list[dict], now=None) -> Table:
@@ -271,6 +281,9 @@ class DetailScreen(TarfScreen):
                 log = None
                 if size >= 0 and size != log_off:
                     log = logs.read_from(run.get("log_path"), log_off, size)
+                # before its first epoch row a run trains the original model / Retrained
+                run["_phase"] = (logs.phase_text(run) if run.get("status") == "running"
+                                 and not s["n"] else None)
                 return stamp, run, new, log
             finally:
                 self.app.call_from_thread(setattr, self, "_busy", False)
@@ -342,6 +355,11 @@ class DetailScreen(TarfScreen):
             f"{run.get('forget') or 'default'} · seed {run.get('seed')} · "
             f"{epoch_progress(len(self.epochs), planned_epochs(run))} · {label} {fmt_secs(secs)}"
             + (f" · started {fmt_time(run.get('started_at'))}" if wide else ""))
+        if run.get("_phase"):  # before the first epoch row: what the engine is doing
+            head.append(f" · {run['_phase']}", style="cyan")
+        eta = eta_seconds(self.epochs, planned_epochs(run)) if run.get("status") == "running" else None
+        if eta is not None:
+            head.append(f" · ETA {fmt_secs(eta)}")
         where = slurm_where(run)
         if where:
             head.append(f" · {where}")
