@@ -50,7 +50,7 @@ from engine.store import ACTIVE, TERMINAL, Store
 
 CONFIG_FILE = "slurm.toml"
 STALE_AFTER_S = 300.0  # heartbeat silence (s) while Slurm says RUNNING before a run is lost
-QUERY_TTL_S = 1.0  # squeue answers are reused this long within one tick
+QUERY_TTL_S = 2.0  # squeue answers are reused this long (front ends tick every 0.2-0.5 s)
 ALIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
                 "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
                 "RESV_DEL_HOLD", "SPECIAL_EXIT")
@@ -396,8 +396,17 @@ class SlurmExecutor:
         return {j: self._states[j] for j in ids if j in self._states}
 
     def alive(self, handle: SlurmHandle) -> bool:
+        """Whether Slurm still holds the task. When it does not and the run is still active,
+        the run is ended here first, with Slurm's reason (as ``sync`` would), so a caller's
+        own "engine died" verdict never replaces it."""
         st = self.states([handle.job_id]).get(handle.job_id)
-        return st is not None and st[0] in ALIVE_STATES
+        ok = st is not None and st[0] in ALIVE_STATES
+        if not ok:
+            row = self.store.get_run(handle.run_id)
+            if row is not None and row["status"] in ACTIVE and row.get("job_id") == handle.job_id:
+                if self.ingestor.ingest(handle.folder).status in ACTIVE:
+                    self._end(self.store, self.store.get_run(handle.run_id), st, handle.folder)
+        return ok
 
     def terminate(self, handle: SlurmHandle) -> None:
         """``scancel``: a pending task leaves the queue; a running one gets SIGTERM (the
@@ -418,10 +427,11 @@ class SlurmExecutor:
                            host=run.get("host"))
 
     # ---- sync --------------------------------------------------------------------------
-    def sync(self, store: Store | None = None) -> list[int]:
+    def sync(self, store: Store | None = None, force: bool = False) -> list[int]:
         """Ingest the run folder of every active Slurm run, then end those whose job is over
         (with Slurm's reason), mark lost the silent ones, and reset requeued ones. Returns the
-        ids whose status changed."""
+        ids whose status changed. Slurm is asked at most every ``QUERY_TTL_S`` (``alive``
+        reads the same answer, so the launcher and this agree), unless ``force``."""
         store = store or self.store
         rows = [r for r in store.list_runs(status=ACTIVE)
                 if r.get("executor") == self.name and r.get("job_id")]
@@ -429,7 +439,7 @@ class SlurmExecutor:
             return []
         # Slurm first, the folders second: a job that ends in between has written its last
         # lines before Slurm reports it over.
-        states = self.states([r["job_id"] for r in rows], fresh=True)
+        states = self.states([r["job_id"] for r in rows], fresh=force)
         changed = []
         for row in rows:
             rid, job = int(row["id"]), str(row["job_id"])
@@ -569,7 +579,7 @@ def sync_workspace(store: Store, executor: "WorkspaceExecutor | SlurmExecutor | 
         rep.damaged += res.damaged
         if res.skipped:
             rep.skipped.append(f"{folder.name}: {res.skipped}")
-    executor.sync(store)
+    executor.sync(store, force=True)
     after = {r["id"]: r["status"] for r in store.list_runs()}
     rep.changed = sorted(r for r, s in after.items() if before.get(r) != s)
     return rep
@@ -680,12 +690,12 @@ class WorkspaceExecutor:
             return LocalExecutor(self.store.path).adopt(run)
         return self.primary.adopt(run)
 
-    def sync(self, store: Store | None = None) -> list[int]:
+    def sync(self, store: Store | None = None, force: bool = False) -> list[int]:
         store = store or self.store
         if self._slurm is None and not self.has_slurm_runs():
             return []
         try:
-            return self.slurm.sync(store)
+            return self.slurm.sync(store, force=force)
         except SlurmError:
             changed = []
             for row in store.list_runs(status=ACTIVE):

@@ -301,3 +301,38 @@ def test_two_tasks_needing_one_model_train_it_once(ws):
     assert kinds == ["original", "retrained"], kinds  # each built once, by one of the two
     assert {c["kind"] for c in (ws.get_checkpoint(json.loads(line)["key"]) for line in built)} \
         == {"original", "retrained"}
+
+
+def test_the_tui_follows_slurm_runs_it_did_not_start(tmp_path):
+    """A run submitted to Slurm by another driver (a headless that has exited): the TUI opened
+    on the workspace syncs it on its timer: running (on its node) -> finished."""
+    import asyncio
+
+    from tarf_tui.app import TarfApp
+
+    store = Store(tmp_path / "tarf.db")
+    launch = launcher(store, env={"TARF_FAKE_EPOCHS": "12", "TARF_FAKE_DELAY": "0.5"})
+    rid = launch.submit(RunSpec())
+    launch.start_many([rid])
+    # running before the TUI opens: nothing for the TUI to resume, only to follow
+    wait_for(lambda: launch.reap() is not None and store.get_run(rid)["status"] == "running",
+             what="the run running")
+    store.close()
+    seen = []
+
+    async def main():
+        app = TarfApp(tmp_path, engine_cmd=FAKE, poll_s=0.2, start_screen="runs")
+        async with app.run_test(size=(150, 48)) as pilot:
+            end = time.monotonic() + 120
+            while time.monotonic() < end:
+                row = app.store.get_run(rid)
+                if not seen or seen[-1][0] != row["status"]:
+                    seen.append((row["status"], row["host"], row["job_id"]))
+                if row["status"] in TERMINAL:
+                    break
+                await pilot.pause(0.1)
+
+    asyncio.run(main())
+    assert seen[-1][0] == "finished", seen
+    assert any(s == "running" and host for s, host, _ in seen), seen
+    assert all(job and job.endswith("_0") for _, _, job in seen)
