@@ -210,6 +210,33 @@ async def test_recipe_epochs_reach_every_spec_and_a_repeat_launch_adds_nothing(w
         assert len(s.list_runs()) == 2
 
 
+@sync
+async def test_run_on_slurm_goes_through_the_executor_and_a_refusal_starts_nothing(ws):
+    from engine.errors import TarfError
+
+    app, launcher = recording_app(ws)
+    asked = []
+
+    def use(name):
+        asked.append(name)
+        if name == "slurm":
+            raise TarfError("slurm: sbatch not found (Slurm is not installed here)")
+
+    launcher.executor.use = use
+    async with app.run_test(size=SIZE) as pilot:
+        b: BuilderScreen = app.screen
+        b.query_one("#executor").value = "slurm"
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: any("sbatch not found" in n for n in notes(app)), what="refusal")
+        assert asked == ["slurm"] and launcher.submitted == []
+        b.query_one("#executor").value = "local"
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: len(launcher.submitted) == 4, what="local launch")
+        assert asked == ["slurm", "local"]
+
+
 # ---- detail ------------------------------------------------------------------------------------
 @sync
 async def test_detail_charts_legends_axes_and_identification(ws):

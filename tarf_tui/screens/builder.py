@@ -123,6 +123,11 @@ class BuilderScreen(TarfScreen):
                         yield Label("parallel", classes="field-name")
                         yield Input(str(self.app.queue.workers), id="workers", type="integer", compact=True,
                                     tooltip="engines running at once; the rest wait as queued")
+                    with Horizontal(classes="form-row"):
+                        yield Label("run on", classes="field-name")
+                        yield Select([("this machine (local)", "local"),
+                                      ("Slurm (settings: <workspace>/slurm.toml)", "slurm")],
+                                     value="local", allow_blank=False, id="executor", compact=True)
             with Collapsible(title="Method parameters (blank = default shown)", id="params",
                              collapsed=True):
                 yield Vertical(id="forms")
@@ -441,7 +446,20 @@ class BuilderScreen(TarfScreen):
             self.app.action_show("runs")
             self.app.runs.refresh_now()
 
-        self.app.launch(job["options"], job["sets"], workers=job["workers"], done=launched)
+        where = str(self.query_one("#executor", Select).value)
+        executor = self.app.launcher.executor
+
+        def choose() -> str:
+            """New runs go to the chosen executor (tarf_tui.slurm.WorkspaceExecutor.use; a
+            missing Slurm or a bad slurm.toml raises a one-line TarfError: nothing starts)."""
+            if hasattr(executor, "use"):
+                executor.use(where)
+            elif where != "local":
+                raise TarfError(f"run on {where}: this workspace's launcher runs engines locally only")
+            return where
+
+        self.app.bg(choose, launcher=True, group="launch", done=lambda _: self.app.launch(
+            job["options"], job["sets"], workers=job["workers"], done=launched))
 
     def action_focus_cases(self) -> None:
         self.query_one(CasePicker).focus()
