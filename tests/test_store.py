@@ -289,7 +289,10 @@ def test_claim_start_lets_one_launcher_start_a_queued_run(store):
     rid = store.create_run(RunSpec())
     assert store.claim_start(rid, "a") and store.claim_start(rid, "a")  # its own claim again
     assert not store.claim_start(rid, "b")  # another launcher: refused
-    assert store.claim_start(rid, "b", ttl_s=0.0)  # a claim older than the ttl is void
+    with store.db.conn:  # the claim of a launcher that died a minute ago
+        store.db.conn.execute("UPDATE runs SET extras = json_set(extras, '$.start_claim.at', "
+                              "'2000-01-01T00:00:00.000+00:00') WHERE id = ?", [rid])
+    assert store.claim_start(rid, "b")  # a claim older than the ttl is void
     assert store.mark_launched(rid, 123)
     assert "start_claim" not in store.get_run(rid)["extras"]  # cleared once launched
     assert not store.claim_start(rid, "c")  # no longer queued
