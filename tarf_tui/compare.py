@@ -508,8 +508,10 @@ def rich_table(g: Grid, **kw: Any):
     from rich.text import Text
 
     t = Table(title=Text(g.title), title_justify="left", **kw)  # Text: "[key]" is not markup
-    for c in g.columns:
-        head = f"{c.group}\n{c.header}" if c.group else c.header
+    prev = None
+    for c in g.columns:  # a task's label once, over the first column of its group
+        head = (f"{c.group}\n{c.header}" if c.group != prev else f"\n{c.header}") if c.group else c.header
+        prev = c.group
         t.add_column(head, justify="left" if c.key == "title" else "right")
     for r in g.rows:
         cells: list[Any] = []

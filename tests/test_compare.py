@@ -160,5 +160,9 @@ def test_queued_and_resolved_specs_of_one_setting_are_one_row():
                      "spec_hash": spec.hash(), "spec": spec.to_dict(), "seed": spec.seed,
                      "ua": 1.0, "ra": 2.0, "ta": 3.0, "mia": 4.0, "gap": 5.0, "rte_s": 6.0})
     (block,) = build(runs)
-    assert [r.title for r in block.rows] == ["TARF (k=3.0)", "TARF (k=9.0)"]
+    from engine.methods.params import resolve_params
+
+    k = resolve_params("tarf", {}, "synthetic", None, None, "target-mismatch").k  # the default
+    assert k != 9.0
+    assert [r.title for r in block.rows] == [f"TARF (k={k})", "TARF (k=9.0)"]
     assert block.rows[0].run_ids == [1, 2]
