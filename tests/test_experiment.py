@@ -64,7 +64,10 @@ def test_set_params_go_to_their_method_only():
     from engine.methods.params import FTParams
 
     # the user's values go to their method; every other param is written out at its default
-    assert by["tarf"].params["k"] == 0.04 and by["tarf"].params["t0"] == 2
+    from engine.methods.params import resolve_params
+
+    t0 = resolve_params("tarf", {}, "synthetic", None, None, "target-mismatch").t0
+    assert by["tarf"].params["k"] == 0.04 and by["tarf"].params["t0"] == t0
     assert dict(by["ft"].params) == asdict(FTParams())
     assert by["retrained"].params["epochs"] == 2
 
