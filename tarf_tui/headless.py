@@ -325,9 +325,6 @@ def drive(sched: Scheduler, *, plan: Plan | None = None, resume: Iterable[int] |
             ids = sched.submit(plan)
             new_ids = [rid for st, rid in zip(plan.steps, ids)
                        if st.action == "start" or (st.action == "join" and left.get(rid) == "queued")]
-            claim = getattr(sched.launcher.executor, "claim", None)
-            if claim is not None:  # rows of a cluster launch stay the cluster's on resume
-                claim([r for r, s in store.statuses(new_ids).items() if s == "queued"])
             specs = {rid: st.spec for st, rid in zip(plan.steps, ids)}
         else:
             ids = new_ids = sched.resume(list(resume) or None if resume is not None else None)

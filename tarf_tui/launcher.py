@@ -78,6 +78,8 @@ class Executor(Protocol):
     #   sync(store) -> list[int]: bring the store up to date with engines that do not write it
     #     themselves; called at the start of every ``Launcher.reap``.
     #   stale_after: see ``start``.
+    #   claim(run_ids): called by ``Launcher.submit`` with each new row (mark it as this
+    #     executor's before it starts).
 
 
 @dataclass
@@ -215,8 +217,13 @@ class Launcher:
 
     # ---- submit / start ----------------------------------------------------------------
     def submit(self, spec: RunSpec) -> int:
-        """A queued row for ``spec``; returns its id."""
-        return self.store.create_run(spec, status="queued")
+        """A queued row for ``spec``; returns its id. An executor with ``claim`` marks the row
+        as its own at once (a Slurm launch's waiting runs stay Slurm's on resume)."""
+        rid = self.store.create_run(spec, status="queued")
+        claim = getattr(self.executor, "claim", None)
+        if claim is not None:
+            claim([rid])
+        return rid
 
     def start(self, run_id: int) -> Any:
         """Spawn the engine of a queued run; returns the executor's handle."""
