@@ -301,3 +301,10 @@ def test_compare_labels_name_the_setting_once(ws):
     assert "| FT (epochs=3) |" in text and "| FT (epochs=5) |" in text
     assert "None" not in text
     assert "RTE = seconds spent unlearning" in run(ws, "compare").stdout
+
+
+def test_method_filter_is_case_insensitive(filled):
+    rows = json.loads(run(filled, "list", "--json", "--method", "TARF").stdout)
+    assert rows and {x["method"] for x in rows} == {"tarf"}
+    r = run(filled, "list", "--method", "nope")
+    assert r.exit_code == 2 and "unknown method 'nope'" in r.stderr
