@@ -4,13 +4,7 @@ a read-only workspace opens for reading with a notice and refuses writes."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import stat
-import sys
-import time
-from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
@@ -18,29 +12,9 @@ from engine.store import Store, Workspace
 from tarf_tui.app import TarfApp
 from tarf_tui.launcher import Launcher, LocalExecutor
 from tarf_tui.planner import make_plan
-
-ROOT = Path(__file__).resolve().parent.parent
-FAKE_CMD = [sys.executable, str(ROOT / "tests" / "fake_engine.py")]
-SIZE = (150, 48)
+from tests.test_tui_support import FAKE_CMD, SIZE, sync, wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def sync(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        return asyncio.run(fn(*a, **kw))
-    return wrapper
-
-
-async def wait_for(pilot, cond: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what or cond}")
 
 
 def notes(app) -> list[str]:
@@ -75,12 +49,12 @@ async def test_leave_running_then_reopen_starts_the_queued_runs(ws):
     async with app.run_test(size=SIZE) as pilot:
         plans = []
         app.launch({"method": "ft,ga"}, done=plans.append)
-        await wait_for(pilot, lambda: plans, what="the plan")
-        await wait_for(pilot, lambda: "running" in statuses(ws).values(), what="the reference running")
+        await wait_for(pilot, lambda: plans, timeout=30, what="the plan")
+        await wait_for(pilot, lambda: "running" in statuses(ws).values(), timeout=30, what="the reference running")
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", what="quit dialog")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", timeout=30, what="quit dialog")
         await pilot.press("l")  # leave running & quit
-        await wait_for(pilot, lambda: not app.is_running, what="exit")
+        await wait_for(pilot, lambda: not app.is_running, timeout=30, what="exit")
     st = statuses(ws)
     ref, ft, ga = sorted(st)
     assert st[ft] == st[ga] == "queued"  # left queued, not cancelled
@@ -102,16 +76,16 @@ async def test_launching_a_finished_experiment_again_starts_nothing(ws):
         plans = []
         app.launch({"method": "ft"}, done=plans.append)
         await wait_for(pilot, lambda: len(statuses(ws)) == 2 and set(statuses(ws).values()) == {"finished"},
-                       what="finished")
+                       timeout=30, what="finished")
         starts = engine_starts(ws)
         assert starts == 2
         again = []
         app.launch({"method": "ft"}, done=again.append)
-        await wait_for(pilot, lambda: again, what="second plan")
+        await wait_for(pilot, lambda: again, timeout=30, what="second plan")
         assert [st.action for st in again[0].steps] == ["reuse", "reuse"]
         ids = []
         app.submit(again[0].specs, done=ids.append)  # the builder's path
-        await wait_for(pilot, lambda: ids, what="submit")
+        await wait_for(pilot, lambda: ids, timeout=30, what="submit")
         assert ids[0] == sorted(statuses(ws))
         await pilot.pause(1.0)  # a few scheduler ticks
         assert len(statuses(ws)) == 2 and engine_starts(ws) == starts
@@ -146,7 +120,7 @@ async def test_a_queued_run_can_be_deleted(ws):
     async with app.run_test(size=SIZE) as pilot:
         gone = []
         app.delete_run(rid, done=gone.append)
-        await wait_for(pilot, lambda: gone, what="deleted")
+        await wait_for(pilot, lambda: gone, timeout=30, what="deleted")
         assert rid not in statuses(ws)
 
 
@@ -162,16 +136,16 @@ async def test_read_only_workspace_opens_for_reading_and_refuses_writes(ws):
         async with app.run_test(size=SIZE) as pilot:
             assert app.store.read_only
             await wait_for(pilot, lambda: any("is read-only" in n for n in notes(app)),
-                           what="the read-only notice")
+                           timeout=30, what="the read-only notice")
             assert "read-only" in app.sub_title
             await wait_for(pilot, lambda: app.runs.rows if hasattr(app, "runs") else None,
-                           what="rows shown")
+                           timeout=30, what="rows shown")
             app.cancel_runs([rid])
             await wait_for(pilot, lambda: any("cannot write to it" in n for n in notes(app)),
-                           what="a refused write")
+                           timeout=30, what="a refused write")
             app.launch({"method": "ft"})
             await wait_for(pilot, lambda: sum("cannot write to it" in n for n in notes(app)) >= 2,
-                           what="a refused launch")
+                           timeout=30, what="a refused launch")
         assert (ws.path / "tarf.db").read_bytes() == before
         assert statuses(ws) == {rid: "queued"}
     finally:
