@@ -36,6 +36,7 @@ from .train import DeviceData, predict
 
 ACC_KEYS = ("ua", "ra", "ta", "acc_f", "acc_uf", "acc_test_t")
 GAP_KEYS = ("ua", "ra", "ta", "mia")
+GAP3_KEYS = ("ua", "ra", "ta")  # Gap3: the Gap without MIA (bench tables, tuning score)
 
 # which index set (and split) each accuracy is measured on
 _SETS = {"ua": ("train", "d_t"), "ra": ("train", "d_r"), "ta": ("test", "test_r"),
@@ -207,6 +208,11 @@ def gap(m: Mapping[str, float], ref: Mapping[str, float], keys: tuple[str, ...] 
             continue
         diffs.append(abs(a - b))
     return sum(diffs) / len(diffs) if diffs else float("nan")
+
+
+def gap3(m: Mapping[str, float], ref: Mapping[str, float]) -> float:
+    """The Gap over UA, RA and TA only (``GAP3_KEYS``); NaN when none is known on both sides."""
+    return gap(m, ref, GAP3_KEYS)
 
 
 # ---- from per-sample correctness (cached training histories) ---------------------------------
