@@ -35,3 +35,7 @@ class DataMissing(TarfError):
 
 class DamagedFile(TarfError):
     """A file exists but cannot be read (not SQLite, truncated checkpoint, bad JSON...)."""
+
+
+class CatalogueMismatch(TarfError):
+    """The method catalogue (params.py) and the implementations (engine/methods/*.py) disagree."""

@@ -39,7 +39,9 @@ from torch import nn
 from . import __version__
 from .checkpoints import ModelCache, task_model_key
 from .errors import TarfError
+from .jsonsafe import jsonable
 from .methods.base import METHODS, Context
+from .methods.params import REFERENCE
 from .metrics import DevicePartition, accuracies_np, correct_bits, evaluate, gap
 from .models import build_model
 from .spec import Recipe, RunSpec
@@ -78,14 +80,7 @@ def resolved_recipe(spec: RunSpec, task: Task) -> Recipe:
 
 def emit(event: str, **values: Any) -> None:
     """One JSON line on stdout (NaN / inf become null)."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        return v
-
-    print(json.dumps({"event": event, **clean(values)}, default=str), flush=True)
+    print(json.dumps({"event": event, **jsonable(values)}, default=str), flush=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -284,7 +279,7 @@ class _Run:
         t_wall = time.perf_counter()
         emit("task", run_id=self.run_id, note=self.task.note, device=str(self.device),
              sizes=self.part.sizes(), recipe_epochs=self.recipe.epochs)
-        if self.spec.method == "retrained" and self._retrained_is_reference():
+        if self.spec.method == REFERENCE and self._retrained_is_reference():
             return self.retrained_run(t_wall)
         orig, orig_meta, orig_hit, orig_key = self.original()
         orig_state = {k: v.detach().clone() for k, v in orig.state_dict().items()}
@@ -294,14 +289,11 @@ class _Run:
         emit("reference", run_id=self.run_id, cached=ref_hit, key=ref_key, **ref_m)
         del ref
 
-        retrained = self.spec.method == "retrained"
+        retrained = self.spec.method == REFERENCE
         model = self.fresh_model() if retrained else orig
-        ctx = Context(model=model, data=self.data, d_f=self.dp.d_f, d_un=self.dp.d_un,
-                      units=self.dp.units, n_units=self.dp.n_units,
-                      n_hidden_units=self.dp.n_hidden_units, batch_size=self.spec.batch_size,
-                      seed=self.spec.seed, d_r=self.dp.d_r if retrained else None,
-                      recipe=self.recipe, stop=self.stop, on_step=self.beat,
-                      original_state=orig_state)
+        ctx = Context.of(model, self.data, self.dp, batch_size=self.spec.batch_size,
+                         seed=self.spec.seed, retrained=retrained, recipe=self.recipe,
+                         stop=self.stop, on_step=self.beat, original_state=orig_state)
         method = METHODS.get(self.spec.method)(ctx, self.task.params)
         t0 = time.perf_counter()
         method.setup()

@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import math
 import os
 import socket
 import threading
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import TarfError
+from .jsonsafe import jsonable
 
 RUN_FILE, EVENTS_FILE, HEARTBEAT_FILE, LOG_FILE = "run.json", "events.jsonl", "heartbeat", "engine.log"
 HEARTBEAT_EVERY_S = 5.0  # a heartbeat file write at most this often (a network filesystem)
@@ -70,29 +70,6 @@ def current_attempt() -> int:
         if raw.isdigit():
             return int(raw)
     return 0
-
-
-def _clean(v: Any) -> Any:
-    """A JSON-safe copy: NaN / inf -> None, numpy / torch scalars -> Python, tuples -> lists."""
-    if v is None or isinstance(v, (str, bool, int)):
-        return v
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, Mapping):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set, frozenset)):
-        return [_clean(x) for x in v]
-    if hasattr(v, "to_dict"):  # a RunSpec
-        return _clean(v.to_dict())
-    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:  # numpy / torch scalar
-        return _clean(v.item())
-    if hasattr(v, "tolist"):
-        return _clean(v.tolist())
-    if hasattr(v, "__index__"):
-        return int(v)
-    if hasattr(v, "__float__"):
-        return _clean(float(v))
-    return str(v)
 
 
 def _atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
@@ -126,7 +103,7 @@ def write_run_file(folder: str | os.PathLike, run: Mapping[str, Any]) -> Path:
                 p = folder / name
                 if p.exists():
                     os.replace(p, folder / f"{name}.stale-{stamp}")
-        _atomic_write(folder / RUN_FILE, json.dumps(_clean(ident), sort_keys=True).encode())
+        _atomic_write(folder / RUN_FILE, json.dumps(jsonable(ident), sort_keys=True, default=str).encode())
     except OSError as e:
         raise TarfError(f"cannot write the run folder {folder}: {e.strerror or e}") from None
     return folder / RUN_FILE
@@ -173,7 +150,7 @@ class FolderSink:
             raise TarfError(f"run folder {self.folder} belongs to run {self.run_id}, not {run_id}")
 
     def _append(self, event: str, **values: Any) -> None:
-        line = json.dumps({"t": utcnow(), "a": self.attempt, "event": event, **_clean(values)},
+        line = json.dumps({"t": utcnow(), "a": self.attempt, "event": event, **jsonable(values)}, default=str,
                           sort_keys=True, allow_nan=False) + "\n"
         with self._lock:
             if not self._started and event != "start":

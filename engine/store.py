@@ -117,6 +117,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .errors import DamagedFile, TarfError
+from .jsonsafe import jsonable
 from .spec import RunSpec
 
 STATUSES = ("queued", "running", "finished", "failed", "killed", "diverged")
@@ -330,19 +331,8 @@ def _scalar(v: Any) -> Any:
     return v
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    v = _scalar(v)
-    if isinstance(v, float) and math.isinf(v):
-        return None
-    return v
-
-
 def _dumps(d: Mapping[str, Any] | None) -> str | None:
-    return None if not d else json.dumps(_jsonable(d), sort_keys=True)
+    return None if not d else json.dumps(jsonable(d), sort_keys=True)
 
 
 def _loads(text: str | None) -> Any:
@@ -846,7 +836,7 @@ def _merge_extras(db: sqlite_utils.Database, run_id: int, more: Mapping[str, Any
     if row is None:
         return
     merged = _loads(row[0])
-    merged.update(_jsonable(more))
+    merged.update(jsonable(more))
     db.execute("UPDATE runs SET extras = ? WHERE id = ?", [_dumps(merged), run_id])
 
 

@@ -160,14 +160,17 @@ def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float 
 
 
 def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, model: nn.Module,
-                  clip: float = 0.0, limit: float = 1e6) -> float:
-    """zero_grad, backward, optional global-norm clip, step. NaN/inf or |loss| > ``limit``
-    raises ``Diverged`` before the weights are touched."""
+                  clip: float = 0.0, limit: float = 1e6,
+                  grad_hook: Callable[[], None] | None = None) -> float:
+    """zero_grad, backward, ``grad_hook`` (e.g. a gradient mask), optional global-norm clip,
+    step. NaN/inf or |loss| > ``limit`` raises ``Diverged`` before the weights are touched."""
     val = float(loss.detach())
     if not math.isfinite(val) or abs(val) > limit:
         raise Diverged(f"loss became {val}")
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if grad_hook is not None:
+        grad_hook()
     if clip and clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
@@ -175,6 +178,15 @@ def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, model: nn.Modu
 
 
 # ---- the recipe: original model and Retrained ---------------------------------------------------
+def one_cycle(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The recipe's one-cycle schedule, stepped once per batch: linear warm-up over the first
+    25% of ``total_steps`` to the optimiser's lr, then linear decay to 0."""
+    total = max(1, total_steps)
+    warm = max(1, int(0.25 * total))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+
+
 @dataclass
 class FitResult:
     seconds: float
@@ -191,11 +203,7 @@ def fit(model: nn.Module, data: DeviceData, idx: torch.Tensor, *, epochs: int, l
     schedule's accuracy in a fraction of its epochs). ``on_epoch`` receives each epoch's row."""
     gen = torch.Generator().manual_seed(seed)
     opt = sgd(model, lr, momentum, weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(idx) / batch_size))
-    total = epochs * steps_per_epoch
-    warm = max(1, int(0.25 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    sched = one_cycle(opt, epochs * max(1, math.ceil(len(idx) / batch_size)))
     crit = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     history = []
     t_all = time.perf_counter()

@@ -13,9 +13,7 @@ import re
 from typing import Any, Iterable
 
 from engine.errors import InvalidSpec, UnknownName
-from engine.methods.params import CATALOG
-
-REFERENCE = "retrained"  # the Retrained reference (engine/methods/retrained.py's name)
+from engine.methods.params import CATALOG, REFERENCE  # REFERENCE: the Retrained reference's name
 DEFAULT_METHODS = (REFERENCE, "ft", "ga", "tarf")  # the README's main job
 
 DATASET_SIZES = {

@@ -31,14 +31,9 @@ class Trained:
         return m
 
     def context(self, seed: int = 0, batch_size: int = 64, retrained: bool = False) -> Context:
-        p = self.task.partition
-        dev = self.data.device
-        t = lambda a: torch.as_tensor(a, dtype=torch.long, device=dev)  # noqa: E731
-        return Context(
-            model=self.model(), data=self.data, d_f=t(p.d_f), d_un=t(p.d_un), units=t(p.units_train),
-            n_units=len(p.unit_names), n_hidden_units=p.n_hidden_units, batch_size=batch_size,
-            seed=seed, d_r=t(p.d_r) if retrained else None, recipe=self.recipe,
-            original_state=copy.deepcopy(self.state))
+        return Context.of(self.model(), self.data, self.task.partition, batch_size=batch_size,
+                          seed=seed, retrained=retrained, recipe=self.recipe,
+                          original_state=copy.deepcopy(self.state))
 
 
 def _smallcnn(n: int, width: int):

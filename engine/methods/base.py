@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics import as_device_partition
 from ..registry import Registry
 from ..train import DeviceData, autocast, backward_step, batches, predict, sgd
 from .params import CATALOG, MethodInfo
@@ -61,6 +62,17 @@ class Context:
     def __post_init__(self):
         self.generator.manual_seed(self.seed)
         self._original: nn.Module | None = None
+
+    @classmethod
+    def of(cls, model: nn.Module, data: DeviceData, part: Any, *, batch_size: int, seed: int,
+           retrained: bool = False, **more: Any) -> "Context":
+        """The context a method is handed for a task: ``part`` is the task's ``Partition`` or
+        its ``metrics.DevicePartition``; D_r only when ``retrained``. ``more``: recipe, stop,
+        on_step, original_state. The runner, the tests' fixtures and bench scripts build it here."""
+        dp = as_device_partition(part, data.device)
+        return cls(model=model, data=data, d_f=dp.d_f, d_un=dp.d_un, units=dp.units,
+                   n_units=dp.n_units, n_hidden_units=dp.n_hidden_units, batch_size=batch_size,
+                   seed=seed, d_r=dp.d_r if retrained else None, **more)
 
     @property
     def device(self) -> torch.device:

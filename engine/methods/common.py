@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..jsonsafe import jsonable
+
 
 def json_floats(t: torch.Tensor | Iterable[float]) -> list[float | None]:
-    """A 1-D tensor as a JSON-able list; NaN / inf become None."""
-    vals = t.detach().cpu().tolist() if isinstance(t, torch.Tensor) else list(t)
-    return [None if (v is None or not math.isfinite(v)) else float(v) for v in vals]
+    """A 1-D tensor (or sequence) as a JSON-able list of floats; NaN / inf become None."""
+    vals = jsonable(t.detach().cpu() if isinstance(t, torch.Tensor) else list(t))
+    return [None if v is None else float(v) for v in vals]
 
 
 def per_sample_ce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -34,22 +35,3 @@ def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 def flat(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def hooked_step(loss: torch.Tensor, opt: torch.optim.Optimizer, model: nn.Module, clip: float = 0.0,
-                grad_hook=None, limit: float = 1e6) -> float:
-    """``train.backward_step`` with a hook between backward and the optimiser step (e.g. a
-    gradient mask). NaN / inf / |loss| > limit raises ``Diverged`` before the weights move."""
-    from ..train import Diverged
-
-    val = float(loss.detach())
-    if not math.isfinite(val) or abs(val) > limit:
-        raise Diverged(f"loss became {val}")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_hook is not None:
-        grad_hook()
-    if clip and clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-    opt.step()
-    return val

@@ -5,6 +5,16 @@ dataclasses and must never import torch; the method implementations (``engine/me
 torch) import their ``Params`` from this module. Defaults are the reference's
 (``shared/reference/methods.md`` section 4); each field's comment gives meaning and unit.
 Every method has ``epochs`` and ``lr``; a spec's top-level ``epochs`` / ``lr`` override them.
+
+A field's constraints are its metadata, written with ``param(default, choices=..., min=...)``:
+``resolve_params`` checks them, ``param_fields`` hands them to the forms and ``tarf-tui
+methods``, and the conformance tests try a bad value for each. A subclass that only changes a
+default (``epochs: int = 5``) keeps the constraint its base declared (``field_meta``).
+
+Adding a method: a ``Params`` dataclass here under ``@_info(name, ...)``, and one implementation
+file ``engine/methods/<name>.py`` (dashes as underscores) with ``@register(name)``.
+``engine.methods.impl`` finds it from the catalogue; nothing else to edit (README "Adding a
+method").
 """
 
 from __future__ import annotations
@@ -27,22 +37,55 @@ class MethodInfo:
     ascent: bool = False  # uses gradient ascent (diverges if pushed; clipped, NaN -> diverged)
     dataset_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     code: tuple[str, ...] = ()  # implementation files (relative to engine/methods): its version
+    module: str = ""  # the implementation module engine.methods.impl imports (dotted name)
 
 # files every method's behaviour depends on besides its own (engine/versions.py fingerprints them)
 SHARED_CODE = ("base.py", "common.py", "../train.py")
 
 
+# the method that is every run's reference (Gap, RTE, the TUI's reference column); torch-free
+REFERENCE = "retrained"
+
 CATALOG: Registry[MethodInfo] = Registry("method")
 
 
-def _info(name, title, description, ascent=False, dataset_defaults=None, code=None):
+def _info(name, title, description, ascent=False, dataset_defaults=None, code=None, module=None):
     """Register a method's catalogue entry. ``code``: its implementation files, default
-    ``<name>.py`` (dashes as underscores); the shared files are added."""
+    ``<name>.py`` (dashes as underscores; a path outside engine/methods may be absolute); the
+    shared files are added. ``module``: the implementation module, default the first code
+    file's module in this package."""
     def deco(cls):
-        files = tuple(code or (f"{name.replace('-', '_')}.py",)) + SHARED_CODE
-        CATALOG.add(name, MethodInfo(name, title, description, cls, ascent, dataset_defaults or {}, files))
+        own = tuple(code or (f"{name.replace('-', '_')}.py",))
+        mod = module or f"{__package__}.{own[0].removesuffix('.py')}"
+        CATALOG.add(name, MethodInfo(name, title, description, cls, ascent, dataset_defaults or {},
+                                     own + SHARED_CODE, mod))
         return cls
     return deco
+
+
+def param(default: Any, *, choices: tuple | None = None, min: float | None = None) -> Any:  # noqa: A002
+    """A ``Params`` field with constraints (dataclass field metadata): ``choices`` = the only
+    valid values, ``min`` = the smallest valid number."""
+    meta: dict[str, Any] = {}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if min is not None:
+        meta["min"] = min
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def field_meta(cls: type, name: str) -> Mapping[str, Any]:
+    """A field's constraints: its own metadata, else that of the nearest base class declaring
+    the field with metadata (so an override of a default keeps the base's rule)."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata:
+            return f.metadata
+    return {}
+
+
+MODES = ("sequential", "mixed")  # RL / SalUn: order of the forget and retain passes
+RANKS = ("drop", "change")  # TARF / TARF-I: how units (samples) are ranked at t1
 
 
 # Appendix F.1: k per dataset, and per dataset + task category ("<dataset>/<category>").
@@ -56,21 +99,21 @@ TARF_K = {"cifar10": {"k": 0.02}, "cifar10/model-mismatch": {"k": 0.04},
 
 @dataclass(frozen=True)
 class Common:
-    epochs: int = 10  # passes over the method's data
-    lr: float = 0.01  # SGD learning rate
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # SGD weight decay
-    clip_grad: float = 0.0  # max global gradient norm (0 = no clipping)
+    epochs: int = param(10, min=1)  # passes over the method's data
+    lr: float = param(0.01, min=0)  # SGD learning rate
+    momentum: float = param(0.9, min=0)  # SGD momentum
+    weight_decay: float = param(5e-4, min=0)  # SGD weight decay
+    clip_grad: float = param(0.0, min=0)  # max global gradient norm (0 = no clipping)
 
 
-@_info("retrained", "Retrained", "oracle: train from scratch on D_r (the true retaining data) with the original recipe")
+@_info(REFERENCE, "Retrained", "oracle: train from scratch on D_r (the true retaining data) with the original recipe")
 @dataclass(frozen=True)
 class RetrainedParams:
-    epochs: int = 0  # 0 = the original model's recipe epochs
-    lr: float = 0.1  # peak one-cycle learning rate (the recipe's)
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # SGD weight decay
-    clip_grad: float = 0.0  # max global gradient norm (0 = none)
+    epochs: int = param(0, min=0)  # 0 = the original model's recipe epochs
+    lr: float = param(0.1, min=0)  # peak one-cycle learning rate (the recipe's)
+    momentum: float = param(0.9, min=0)  # SGD momentum
+    weight_decay: float = param(5e-4, min=0)  # SGD weight decay
+    clip_grad: float = param(0.0, min=0)  # max global gradient norm (0 = none)
 
 
 @_info("ft", "FT", "fine-tune on D_un with cross entropy")
@@ -82,7 +125,7 @@ class FTParams(Common):
 @_info("rl", "RL", "random labels on D_f (re-drawn each epoch), then a pass on D_un")
 @dataclass(frozen=True)
 class RLParams(Common):
-    mode: str = "sequential"  # sequential: D_f pass then D_un pass (CIFAR-10 code); mixed: one shuffled pass over both
+    mode: str = param("sequential", choices=MODES)  # sequential: D_f pass then D_un pass (CIFAR-10 code); mixed: one shuffled pass over both
 
 
 @_info("ga", "GA", "gradient ascent: maximise cross entropy on D_f", ascent=True,
@@ -97,13 +140,13 @@ class GAParams(Common):
 @_info("iu", "IU", "influence unlearning (WoodFisher): one Newton-like step theta += alpha * F^-1 (g_f - g_r)")
 @dataclass(frozen=True)
 class IUParams:
-    epochs: int = 1  # one-shot method: one step, one evaluation row
-    lr: float = 0.0  # unused (no optimiser); kept for the common interface
+    epochs: int = param(1, min=1)  # one-shot method: one step, one evaluation row
+    lr: float = param(0.0, min=0)  # unused (no optimiser); kept for the common interface
     alpha: float = 10.0  # step size of the influence update; tuned on the embedded dataset (docs/results.md)
     n_fisher: int = 1000  # retain samples whose per-sample gradients build the Fisher
     damping: float = 1000.0  # Woodbury damping N: F = I + (1/N) sum_i g_i g_i^T, as in the code
     fisher_mem_mb: int = 2048  # memory for per-sample gradients; beyond it G G^T is built block-wise (exact, slower)
-    clip_grad: float = 0.0  # unused
+    clip_grad: float = param(0.0, min=0)  # unused
 
 
 @_info("bs", "BS", "boundary shrink: FGSM neighbour label from the original model, fit clean D_f to it")
@@ -124,7 +167,7 @@ class L1SparseParams(Common):
 @dataclass(frozen=True)
 class SalUnParams(Common):
     sparsity: float = 0.5  # fraction of weights kept trainable (top |grad of CE on D_f|)
-    mode: str = "sequential"  # as RL: forget pass then retain pass each epoch
+    mode: str = param("sequential", choices=MODES)  # as RL: forget pass then retain pass each epoch
 
 
 @_info("scrub", "SCRUB", "teacher-student: max KL on D_f for msteps epochs, min CE + KL on D_un", ascent=True)
@@ -151,7 +194,7 @@ class TARFParams(Common):
     t1: int = 1  # end of Phase I (pure GA); identification happens here
     ga_lr_scale: float = 1.0  # multiply the D_f term's k by this (kept 1 as in the paper)
     n_exclude: int = -1  # units to exclude; -1 = the task's count of hidden target units
-    rank: str = "change"  # how units are ranked at t1: "change" (|accuracy change|, Algorithm 1's "rank of class accuracy difference") or "drop" (signed accuracy drop, a variant)
+    rank: str = param("change", choices=RANKS)  # how units are ranked at t1: "change" (|accuracy change|, Algorithm 1's "rank of class accuracy difference") or "drop" (signed accuracy drop, a variant)
     clip_grad: float = 5.0  # ascent guard
 
 
@@ -169,12 +212,18 @@ def method_names() -> list[str]:
 
 
 def param_fields(method: str) -> list[dict]:
-    """Fields of a method's Params with type, default and the comment (for forms and --help)."""
+    """Fields of a method's Params with type, default, the comment and the constraints
+    (``choices``: tuple or None, ``min``: number or None) for forms and --help."""
     cls = CATALOG.get(method).params
     comments = _field_comments(cls)
     hints = typing.get_type_hints(cls)
-    return [{"name": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
-             "default": f.default, "help": comments.get(f.name, "")} for f in fields(cls)]
+    out = []
+    for f in fields(cls):
+        meta = field_meta(cls, f.name)
+        out.append({"name": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+                    "default": f.default, "help": comments.get(f.name, ""),
+                    "choices": meta.get("choices"), "min": meta.get("min")})
+    return out
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -212,10 +261,6 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-# string parameters with a fixed set of values (checked when a spec is resolved)
-CHOICES: dict[str, tuple[str, ...]] = {"mode": ("sequential", "mixed"), "rank": ("drop", "change")}
-
-
 def resolve_params(method: str, overrides: Mapping[str, Any] | None = None, dataset: str | None = None,
                    epochs: int | None = None, lr: float | None = None, category: str | None = None):
     """The method's Params with the dataset's (and dataset/category's) defaults, then the
@@ -237,11 +282,15 @@ def resolve_params(method: str, overrides: Mapping[str, Any] | None = None, data
         values[k] = coerce(hints[k], values[k], f"{method}.{k}")
     p = cls(**values)
     for f in fields(p):
-        v = getattr(p, f.name)
-        if f.name in CHOICES and v not in CHOICES[f.name]:
-            raise InvalidSpec(f"{method}.{f.name} must be one of {', '.join(CHOICES[f.name])}, got {v!r}")
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and f.name in ("epochs", "lr", "momentum", "weight_decay", "clip_grad") and v < 0:
-            raise InvalidSpec(f"{method}.{f.name} must be >= 0, got {v}")
-    if getattr(p, "epochs", 1) < 0 or (method != "retrained" and p.epochs < 1):
-        raise InvalidSpec(f"{method}.epochs must be >= 1, got {p.epochs}")
+        check_value(method, f.name, getattr(p, f.name), field_meta(cls, f.name))
     return p
+
+
+def check_value(method: str, name: str, v: Any, meta: Mapping[str, Any]) -> None:
+    """``InvalidSpec`` (one line) when ``v`` breaks the field's ``choices`` / ``min``."""
+    choices = meta.get("choices")
+    if choices is not None and v not in choices:
+        raise InvalidSpec(f"{method}.{name} must be one of {', '.join(map(str, choices))}, got {v!r}")
+    lo = meta.get("min")
+    if lo is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and v < lo:
+        raise InvalidSpec(f"{method}.{name} must be >= {lo}, got {v}")

@@ -1,6 +1,6 @@
 """Retrained: the oracle. A freshly re-initialised model trained on D_r (the true retaining data)
 with the original model's recipe: SGD, one-cycle learning rate (linear warm-up over the first 25%
-of steps, linear decay to 0, exactly as ``train.fit``) spread over the method's epochs, one
+of steps, linear decay to 0: ``train.one_cycle``, as in ``train.fit``) spread over the method's epochs, one
 scheduler step per batch; the runner evaluates after each epoch."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidSpec
+from ..train import one_cycle
 from .base import EpochResult, Method, register
+from .params import REFERENCE
 
 
-@register("retrained")
+@register(REFERENCE)
 class Retrained(Method):
     def _recipe(self):
         r = self.ctx.recipe
@@ -44,10 +46,7 @@ class Retrained(Method):
         self.augment = bool(getattr(r, "augment", True))
         self.smooth = float(getattr(r, "label_smoothing", 0.0))
         self.opt = ctx.sgd(self.p.lr, self.p.momentum, self.p.weight_decay)
-        steps = max(1, math.ceil(len(ctx.d_r) / self.bs)) * self.epochs()
-        warm = max(1, int(0.25 * steps))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+        self.sched = one_cycle(self.opt, max(1, math.ceil(len(ctx.d_r) / self.bs)) * self.epochs())
 
     def epoch(self, e: int) -> EpochResult:
         ctx = self.ctx

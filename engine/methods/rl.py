@@ -11,10 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .base import Context, EpochResult, Method, register
-from .common import hooked_step
-from .params import CHOICES
-
-MODES = CHOICES["mode"]  # checked again here for callers that build Params directly
+from ..train import backward_step
+from .params import MODES  # checked again in rl_epoch for callers that build Params directly
 
 
 def rl_epoch(ctx: Context, opt: torch.optim.Optimizer, mode: str, clip: float,
@@ -32,7 +30,7 @@ def rl_epoch(ctx: Context, opt: torch.optim.Optimizer, mode: str, clip: float,
     for idx, lab in plan:
         for x, y, _ in ctx.batches(idx, labels=lab):
             loss = F.cross_entropy(ctx.forward(x), y)
-            tot += hooked_step(loss, opt, ctx.model, clip, grad_hook) * len(y)
+            tot += backward_step(loss, opt, ctx.model, clip, grad_hook=grad_hook) * len(y)
             n += len(y)
             if after_step is not None:
                 after_step()
