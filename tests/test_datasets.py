@@ -55,7 +55,19 @@ def _linear_acc(xtr, ytr, xte, yte):
 def test_synthetic_subsets_learnable(syn):
     tr, te = subset_labels(syn, SYN_K)
     acc = _linear_acc(syn.x_train, tr, syn.x_test, te)  # 36 subset classes; chance ~3%
-    assert acc > 0.5  # a linear lower bound on what a CNN learns
+    assert acc > 0.3  # a linear lower bound on what a CNN learns: ten times chance
+
+
+def test_synthetic_first_class_sits_between_its_siblings(syn):
+    """The generator's hierarchy geometry: in every superclass the first class (car, cat, tree,
+    hammer) is nearer to each sibling than the siblings are to each other."""
+    h = load_hierarchy("synthetic")
+    means = np.stack([syn.x_train[syn.y_train == c].astype(np.float32).mean(0).ravel()
+                      for c in range(12)])
+    dist = lambda a, b: float(np.linalg.norm(means[a] - means[b]))  # noqa: E731
+    for sc in range(len(h.superclasses)):
+        first, s1, s2 = [c for c in range(12) if h.class_to_super[c] == sc]
+        assert max(dist(first, s1), dist(first, s2)) < dist(s1, s2)
 
 
 def test_clustered_subsets_deterministic_cached_and_learnable(syn, tmp_path):

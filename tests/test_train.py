@@ -59,12 +59,13 @@ def test_batches_cover_the_index_set_once():
 
 def test_default_recipe_learns_the_embedded_dataset():
     """The original-model recipe (one-cycle SGD, lr 0.1, batch 128, 10 epochs) on the full
-    embedded dataset reaches > 95% test accuracy (about 10 s on two cores)."""
+    embedded dataset learns it as a CNN learns CIFAR: far above chance (8%), not perfectly
+    (siblings stay confusable; bench/synthetic_design.py measures 84-85% over seeds 0-4)."""
     torch.manual_seed(0)
     d = make_synthetic(0)
     data = DeviceData(d.x_train, d.y_train, d.x_test, d.y_test, torch.device("cpu"))
     m = build_model("smallcnn", len(d.class_names))
     res = fit(m, data, torch.arange(len(d.y_train)), epochs=10, lr=0.1, batch_size=128, seed=0)
     acc = accuracy(m, data, "test")
-    assert acc > 95.0, (acc, res.history[-1])
+    assert 75.0 < acc < 97.0, (acc, res.history[-1])
     assert len(res.history) == 10 and np.isfinite([h["loss"] for h in res.history]).all()
