@@ -1,6 +1,6 @@
 """Training throughput of the engine's batched pipeline against a plain torchvision loop.
 
-    python bench/bench_pipeline.py [--epochs 3] [--batch-size 128] [--workers 0,2] [--threads N]
+    python -m bench.bench_pipeline [--epochs 3] [--batch-size 128] [--workers 0,2] [--threads N]
 
 Both train the same ``smallcnn`` (same init, SGD, batch size) for the same epochs over the
 embedded dataset's 3,600 training images:
@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine.datasets import make_synthetic  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.train import DeviceData, batches, configure_cpu_threads, sgd  # noqa: E402
+from engine.datasets import make_synthetic
+from engine.models import build_model
+from engine.train import DeviceData, batches, configure_cpu_threads, sgd
 
 
 class PILDataset(torch.utils.data.Dataset):

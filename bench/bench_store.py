@@ -1,6 +1,6 @@
 """Cost of storing one epoch row against the cost of one epoch.
 
-    python bench/bench_store.py [--rows 200] [--threads N]
+    python -m bench.bench_store [--rows 200] [--threads N]
 
 Times ``Store.add_epoch`` (one BEGIN IMMEDIATE transaction, WAL, with a typical TARF extras
 object) on a fresh workspace file, and one unlearning epoch of the embedded default (FT over
@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from engine.metrics import DevicePartition, evaluate  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.spec import RunSpec  # noqa: E402
-from engine.store import Store  # noqa: E402
-from engine.task import resolve  # noqa: E402
-from engine.train import DeviceData, batches, configure_cpu_threads, sgd  # noqa: E402
+from engine.metrics import DevicePartition, evaluate
+from engine.models import build_model
+from engine.spec import RunSpec
+from engine.store import Store
+from engine.task import resolve
+from engine.train import DeviceData, batches, configure_cpu_threads, sgd
 
 
 def main() -> None:

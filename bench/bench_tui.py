@@ -1,7 +1,7 @@
 """TUI responsiveness with 1,000 runs in the database and 3 runs live (fake engines writing an
 epoch every 0.5 s).
 
-    .venv/bin/python bench/bench_tui.py [--runs 1000] [--live 3] [--idle-s 10]
+    .venv/bin/python -m bench.bench_tui [--runs 1000] [--live 3] [--idle-s 10]
 
 Measures
 1. key press -> repaint, headless (Textual Pilot): ``down`` (cursor), ``s`` (re-sort all rows),
@@ -29,10 +29,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from engine.spec import RunSpec  # noqa: E402
-from engine.store import Store, Workspace  # noqa: E402
+from engine.spec import RunSpec
+from engine.store import Store, Workspace
 
 FAKE = [sys.executable, str(ROOT / "tests" / "fake_engine.py")]
 

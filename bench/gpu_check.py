@@ -1,7 +1,7 @@
 """One short device check for a lent GPU (written to be run once, blind).
 
-    python bench/gpu_check.py [--npz ../shared/datasets/cifar10.npz] [--epochs 30] [--budget-s 540]
-    python bench/gpu_check.py --smoke      # the same path on CPU in a minute (50 images per class)
+    python -m bench.gpu_check [--npz ../shared/datasets/cifar10.npz] [--epochs 30] [--budget-s 540]
+    python -m bench.gpu_check --smoke      # the same path on CPU in a minute (50 images per class)
 
 Through the product's own path (``engine.runner.run`` on a throwaway workspace), on CIFAR-10 from
 the npz arrays file, case 11 (forget automobile, target vehicle, model outputs classes):
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -29,21 +28,12 @@ import time
 import traceback
 from pathlib import Path
 
+from engine.jsonsafe import jsonable
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 T0 = time.perf_counter()
 REPORT: dict = {"ok": False, "stages": {}, "errors": []}
-
-
-def clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [clean(x) for x in v]
-    return v
 
 
 def save() -> None:
@@ -52,7 +42,7 @@ def save() -> None:
     if out:
         try:
             Path(out).mkdir(parents=True, exist_ok=True)
-            (Path(out) / "gpu_check.json").write_text(json.dumps(clean(REPORT), indent=1, default=str))
+            (Path(out) / "gpu_check.json").write_text(json.dumps(jsonable(REPORT), indent=1, default=str))
         except OSError as e:
             print(f"could not write $OUT/gpu_check.json: {e}", file=sys.stderr)
 
@@ -102,7 +92,7 @@ def main() -> int:
     if not Path(a.npz).is_file():
         REPORT["errors"].append(f"npz file not found: {a.npz}")
         save()
-        print(json.dumps(clean(REPORT), default=str))
+        print(json.dumps(jsonable(REPORT), default=str))
         return 1
     base = {"dataset": "npz", "data_root": str(Path(a.npz).resolve()), "subsets": 0, "case": 11,
             "arch": "resnet18", "device": "cuda" if torch.cuda.is_available() else "cpu",
@@ -182,7 +172,7 @@ def main() -> int:
     store.close()
     REPORT["ok"] = not REPORT["errors"] and all(s.get("ok") for s in REPORT["stages"].values())
     save()
-    print(json.dumps(clean(REPORT), default=str))
+    print(json.dumps(jsonable(REPORT), default=str))
     return 0 if REPORT["ok"] else 1
 
 

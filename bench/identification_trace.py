@@ -1,6 +1,6 @@
 """Watch TARF's Phase I step by step: per-unit accuracy on D_un and where D_f's predictions go.
 
-    .venv/bin/python bench/identification_trace.py [--case 11] [--k 3] [--t1 2] [--every 4]
+    .venv/bin/python -m bench.identification_trace [--case 11] [--k 3] [--t1 2] [--every 4]
                                                    [--seed 0] [--per-class N] [--json FILE]
 
 Trains the original model with the dataset's default recipe (as the runner does), then runs the
@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -38,8 +36,8 @@ def main() -> int:
 
     import torch
 
-    from engine.methods import impl  # noqa: F401  (registers the methods)
-    from engine.methods.base import METHODS, Context
+    from engine.methods.base import Context
+    from engine.methods.impl import METHODS
     from engine.methods.params import resolve_params
     from engine.models import build_model
     from engine.runner import resolved_recipe, seed_everything
@@ -61,8 +59,6 @@ def main() -> int:
         augment=r.augment, seed=a.seed)
     print(f"original model: {r.epochs} epochs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    t = lambda x: torch.as_tensor(x, dtype=torch.long)  # noqa: E731
-    d_f, d_un = t(p.d_f), t(p.d_un)
     over = {k: v for k, v in (("k", a.k), ("t1", a.t1)) if v is not None}
     params = resolve_params("tarf", over, dataset=a.dataset, category=task.case.category)
     names = list(p.unit_names)
@@ -85,9 +81,9 @@ def main() -> int:
             ctx.model.train(was)
         steps[0] += 1
 
-    ctx = Context(model=model, data=data, d_f=d_f, d_un=d_un, units=t(p.units_train), n_units=len(names),
-                  n_hidden_units=p.n_hidden_units, batch_size=spec.batch_size, seed=a.seed,
-                  recipe=r, original_state=state, on_step=on_step)
+    ctx = Context.of(model, data, p, batch_size=spec.batch_size, seed=a.seed, recipe=r,
+                     original_state=state, on_step=on_step)
+    d_f, d_un = ctx.d_f, ctx.d_un
     m = METHODS.get("tarf")(ctx, params)
     m.setup()
     for e in range(params.t1):

@@ -1,7 +1,7 @@
 """The paper's Table 1 pattern on the embedded dataset: every method in cases 10-13 over seeds,
-mean +- std of UA, RA, TA, MIA, Gap, RTE, plus Gap3 = the Gap over UA, RA and TA only.
+mean +- std of UA, RA, TA, MIA, Gap, RTE, plus Gap3 = the Gap over UA, RA and TA only (``engine.metrics.gap3``).
 
-    .venv/bin/python bench/paper_table.py [-w WORKSPACE] [--seeds 0,1,2] [--cases 10,11,12,13]
+    .venv/bin/python -m bench.paper_table [-w WORKSPACE] [--seeds 0,1,2] [--cases 10,11,12,13]
 
 Runs (or reuses) the grid through ``tarf-tui headless --method all`` and then reads each run's
 final metrics and its Retrained reference values from the workspace's ``tarf.db``. Gap3 is
@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from engine.metrics import GAP3_KEYS, gap3
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("ua", "ra", "ta", "mia", "gap", "gap3", "rte_s")
@@ -61,7 +63,7 @@ def main() -> int:
                 for m, v in zip(("ua", "ra", "ta", "mia", "gap", "rte_s"), r[1:7]):
                     vals[m].append(v)
                 if r[7] is not None:
-                    vals["gap3"].append(statistics.mean(abs(x - y) for x, y in zip(r[1:4], r[7:10])))
+                    vals["gap3"].append(gap3(dict(zip(GAP3_KEYS, r[1:4])), dict(zip(GAP3_KEYS, r[7:10]))))
             note = f"{statuses.count('finished')}/{len(statuses)}"
             if statuses.count("diverged"):
                 note += f" ({statuses.count('diverged')} diverged)"

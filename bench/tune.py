@@ -2,10 +2,10 @@
 alpha, TARF k and t1) on the embedded dataset: every value on cases 10-13, seed 0, through the
 headless CLI (so every run is an ordinary stored run), scored by Gap to Retrained.
 
-    .venv/bin/python bench/tune.py [-w WORKSPACE] [--seeds 0] [--out docs/tuning.json]
+    .venv/bin/python -m bench.tune [-w WORKSPACE] [--seeds 0] [--out docs/tuning.json]
 
 Prints a Markdown record (paste into docs/results.md); the JSON keeps every cell.
-Score: the Gap over UA, RA and TA only (``gap3``; the full Gap is shown next to it): on the
+Score: the Gap over UA, RA and TA only (``engine.metrics.gap3``; the full Gap is shown next to it): on the
 embedded dataset the confidence MIA is degenerate (members and non-members both sit at
 confidence ~1, so the SVC's answer on low-confidence samples is its intercept, 0 or 100 by
 chance) and would decide the search by a coin flip worth 25 Gap points.
@@ -22,6 +22,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from engine.metrics import gap3
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = (10, 11, 12, 13)
@@ -50,8 +52,7 @@ def run(method: str, sets: dict, workspace: str, seeds: str) -> list[dict]:
             c = {"case": exp["case_no"], "sets": sets, "statuses": row["statuses"],
                  **{m: row[m]["mean"] for m in ("ua", "ra", "ta", "mia", "gap")},
                  "ref": {m: ref[m]["mean"] for m in ("ua", "ra", "ta", "mia")}}
-            c["gap3"] = None if c["ua"] is None else statistics.mean(
-                abs(c[m] - c["ref"][m]) for m in ("ua", "ra", "ta"))
+            c["gap3"] = None if c["ua"] is None else gap3(c, c["ref"])
             cells.append(c)
     return cells
 

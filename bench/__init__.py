@@ -1,0 +1,2 @@
+"""Research and benchmark scripts; run each from the repository root as ``python -m bench.NAME``
+(they import the product: ``engine``, ``tarf_tui``)."""
