@@ -23,6 +23,16 @@ from pathlib import Path
 
 from .errors import DamagedFile, InvalidSpec, UnknownName
 
+MAX_SUBSETS = 64
+
+
+def check_subsets(k: object) -> int:
+    """The subsets rule, once (specs, hierarchies, the builder): K = 0 (two layers, no subset
+    level) or 2..64 subsets per class. Returns K; ``InvalidSpec`` (one line) otherwise."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k == 1 or k > MAX_SUBSETS:
+        raise InvalidSpec(f"subsets must be 0 (two layers) or 2..{MAX_SUBSETS}, got {k!r}")
+    return k
+
 LEVELS: tuple[str, ...] = ("subset", "class", "superclass")  # finest first
 RANK = {name: i for i, name in enumerate(LEVELS)}
 
@@ -95,9 +105,7 @@ class Hierarchy:
         return h
 
     def with_subsets(self, k: int) -> "Hierarchy":
-        if not isinstance(k, int) or k < 0 or k == 1 or k > 64:
-            raise InvalidSpec(f"subsets must be 0 (two layers) or 2..64, got {k!r}")
-        return replace(self, subsets=k, _index={})
+        return replace(self, subsets=check_subsets(k), _index={})
 
     def to_dict(self) -> dict:
         groups = {s: [c for c, p in zip(self.classes, self.class_to_super) if p == i]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import InvalidSpec
+from .hierarchy import check_subsets
 
 ParamValue = typing.Union[int, float, str, bool, None]
 
@@ -187,8 +188,7 @@ def _validate(s: RunSpec) -> None:
             raise InvalidSpec(f"versions must map 'data' / 'method' to strings, got {k!r}: {v!r}")
     if not 1 <= s.case <= 27:
         raise InvalidSpec(f"case must be 1..27, got {s.case}")
-    if s.subsets < 0 or s.subsets == 1:
-        raise InvalidSpec(f"subsets must be 0 (two layers) or >= 2, got {s.subsets}")
+    check_subsets(s.subsets)
     for name, v in (("epochs", s.epochs), ("per_class", s.per_class), ("batch_size", s.batch_size)):
         if v is not None and v < 1:
             raise InvalidSpec(f"{name} must be >= 1, got {v}")

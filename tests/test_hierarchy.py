@@ -124,3 +124,22 @@ def test_malformed_hierarchy_files(tmp_path, content, msg):
 
 def test_builtins_present():
     assert {"cifar10", "cifar100", "synthetic"} <= set(builtin_names())
+
+
+def test_the_subsets_rule_is_one_function_for_specs_and_hierarchies():
+    from engine.errors import InvalidSpec
+    from engine.hierarchy import MAX_SUBSETS, check_subsets, load_hierarchy
+    from engine.spec import RunSpec
+
+    h = load_hierarchy("synthetic")
+    for k in (0, 2, MAX_SUBSETS):
+        assert check_subsets(k) == k and h.with_subsets(k).subsets == k
+        assert RunSpec(subsets=k).subsets == k
+    for k in (-1, 1, MAX_SUBSETS + 1, True, "3"):
+        with pytest.raises(InvalidSpec, match=r"subsets must be 0 \(two layers\) or 2\.\.64"):
+            check_subsets(k)
+        with pytest.raises(InvalidSpec, match="subsets must be"):
+            h.with_subsets(k)
+    for k in (-1, 1, MAX_SUBSETS + 1):
+        with pytest.raises(InvalidSpec, match=r"subsets must be 0 \(two layers\) or 2\.\.64"):
+            RunSpec(subsets=k)
