@@ -12,7 +12,7 @@ from engine.store import Store, Workspace
 from tarf_tui.app import TarfApp
 from tarf_tui.launcher import Launcher, LocalExecutor
 from tarf_tui.planner import make_plan
-from tests.test_tui_support import FAKE_CMD, SIZE, sync, wait_for
+from tests.tui_support import FAKE_CMD, SIZE, sync, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,7 +20,7 @@ from tarf_tui.screens.runs import RunsScreen
 from tarf_tui.widgets.case_picker import CasePicker
 from tarf_tui.widgets.charts import EpochChart
 from tarf_tui.widgets.hierarchy_tree import HierarchyTree, NodeRef
-from tests.test_tui_support import (FAKE_CMD, ROOT, SIZE, RecordingLauncher, fixed_clock,
+from tests.tui_support import (FAKE_CMD, ROOT, SIZE, RecordingLauncher, fixed_clock,
                                     populate, sync, wait_for)
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.test_tui_support import ROOT
+from tests.tui_support import ROOT
 
 
 def test_app_import_does_not_load_torch():

@@ -14,7 +14,7 @@ import pytest
 
 from engine.store import Store, Workspace
 from tarf_tui.app import TarfApp
-from tests.test_tui_support import ROOT, SIZE, RecordingLauncher, fixed_clock, no_blink, populate, wait_for
+from tests.tui_support import ROOT, SIZE, RecordingLauncher, fixed_clock, no_blink, populate, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 SHOTS = ROOT / "docs" / "screenshots"

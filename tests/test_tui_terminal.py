@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from tests.test_tui_support import FAKE_CMD, ROOT
+from tests.tui_support import FAKE_CMD, ROOT
 
 pytestmark = [pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
               pytest.mark.timeout(300)]

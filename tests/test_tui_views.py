@@ -25,7 +25,7 @@ from tarf_tui.widgets.charts import (ACC_SERIES, EpochChart, IdentificationChart
                                      acc_ticks, epoch_ticks, identification, loss_axis)
 from tarf_tui.widgets.common import epoch_progress, fmt_run_time, planned_epochs
 from tarf_tui.widgets.run_table import RunTable
-from tests.test_tui_support import (HIDDEN, ROOT, SIZE, RecordingLauncher, fixed_clock,
+from tests.tui_support import (HIDDEN, ROOT, SIZE, RecordingLauncher, fixed_clock,
                                     ident_extras, populate, sync, wait_for)
 
 pytestmark = pytest.mark.timeout(90)
