@@ -88,13 +88,12 @@ MODES = ("sequential", "mixed")  # RL / SalUn: order of the forget and retain pa
 RANKS = ("drop", "change")  # TARF / TARF-I: how units (samples) are ranked at t1
 
 
-# Appendix F.1: k per dataset, and per dataset + task category ("<dataset>/<category>").
-# synthetic: tuned by bench/tune.py (smallest Gap over UA/RA/TA to Retrained, cases 10-13, seed
-# 0; record in docs/results.md "Tuning"). The embedded models are so confident on D_f that the
-# CE gradient nearly vanishes, so the ascent needs a k two orders above CIFAR's to tip over.
+# Appendix F.1: k per dataset, and per dataset + task category ("<dataset>/<category>"). The
+# embedded dataset takes CIFAR-10's values: bench/synthetic_design.py measured them there
+# (docs/results.md section 2).
 TARF_K = {"cifar10": {"k": 0.02}, "cifar10/model-mismatch": {"k": 0.04},
           "cifar100": {"k": 0.05}, "cifar100/model-mismatch": {"k": 0.5},
-          "synthetic": {"k": 3.0, "t1": 2}, "synthetic/model-mismatch": {"k": 10.0, "t1": 2}}
+          "synthetic": {"k": 0.02}, "synthetic/model-mismatch": {"k": 0.04}}
 
 
 @dataclass(frozen=True)
