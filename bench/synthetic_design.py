@@ -1,7 +1,7 @@
 """How the embedded dataset's sibling distance trades accuracy against target identification.
 
     .venv/bin/python -m bench.synthetic_design [--sibling 0.65,0.8,1.0] [--seeds 0,1,2]
-                                               [--threads 1] [--k 0.02] [--t1 1]
+                                               [--threads 1] [--k K] [--t1 T]
 
 For each ``SynConfig.sibling`` value and seed, in target mismatch (case 11: class model, forget
 car, hidden truck + bus) and data mismatch (case 13: superclass model, forget car, hidden truck +
@@ -45,7 +45,7 @@ def _original(case: int, seed: int):
     return spec, task, data, model
 
 
-def _phase1(case: int, seed: int, k: float, t1: int) -> tuple[float, float, bool, float]:
+def _phase1(case: int, seed: int, k: float | None, t1: int | None) -> tuple[float, float, bool, float]:
     """Original model of ``case`` (train and test accuracy), then TARF's identification at t1:
     exact or not, and the margin."""
     spec, task, data, model = _original(case, seed)
@@ -55,7 +55,8 @@ def _phase1(case: int, seed: int, k: float, t1: int) -> tuple[float, float, bool
     names = list(p.unit_names)
     hidden = sorted(names.index(u) for u in p.hidden_units)
     ctx = Context.of(model, data, p, batch_size=spec.batch_size, seed=seed, original_state=state)
-    params = resolve_params("tarf", {"k": k, "t1": t1}, dataset="synthetic", category=task.case.category)
+    over = {n: v for n, v in (("k", k), ("t1", t1)) if v is not None}  # else the dataset defaults
+    params = resolve_params("tarf", over, dataset="synthetic", category=task.case.category)
     m = METHODS.get("tarf")(ctx, params)
     m.setup()
     for e in range(t1):
@@ -71,8 +72,8 @@ def main() -> int:
     ap.add_argument("--sibling", default=str(D.SYN.sibling))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--k", type=float, default=0.02)
-    ap.add_argument("--t1", type=int, default=1)
+    ap.add_argument("--k", type=float, default=None, help="TARF k (default: the dataset's, per task)")
+    ap.add_argument("--t1", type=int, default=None, help="Phase I epochs (default: the dataset's)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     base = D.SYN

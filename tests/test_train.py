@@ -6,7 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.datasets import make_synthetic
+from dataclasses import replace
+
+from engine.datasets import SYN, make_synthetic
 from engine.models import build_model
 from engine.train import DeviceData, accuracy, augment_batch, batches, fit
 
@@ -47,7 +49,7 @@ def test_augment_batch_is_a_crop_of_the_padded_image():
 
 
 def test_batches_cover_the_index_set_once():
-    d = make_synthetic(0, train_per_subset=4, test_per_subset=2)
+    d = make_synthetic(0, replace(SYN, train_per_subset=4, test_per_subset=2))
     data = DeviceData(d.x_train, d.y_train, d.x_test, d.y_test, torch.device("cpu"))
     idx = torch.arange(0, len(d.y_train), 3)
     seen = torch.cat([b for _, _, b in batches(data, idx, 10, generator=torch.Generator().manual_seed(0))])
