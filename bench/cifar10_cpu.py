@@ -2,7 +2,7 @@
 copy (``--data-root``, default ../shared/datasets/cifar10.npz), ``--per-class`` training images
 per class (default 500; test set in proportion), smallcnn, every method, cases 10-13.
 
-    .venv/bin/python bench/cifar10_cpu.py [--per-class 500] [--seeds 0] [--cases 10,11,12,13]
+    .venv/bin/python -m bench.cifar10_cpu [--per-class 500] [--seeds 0] [--cases 10,11,12,13]
                                           [--methods all] [-w WORKSPACE]
 
 Runs through the headless CLI (every run stored in the workspace; finished runs are reused, so
@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 NPZ = ROOT.parent / "shared" / "datasets" / "cifar10.npz"
 
 # The paper's Table 1 (CIFAR-10, ResNet-18): Gap to Retrained per task, and Retrained's own

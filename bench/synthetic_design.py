@@ -59,7 +59,7 @@ def _phase1(case: int, seed: int, k: float | None, t1: int | None) -> tuple[floa
     params = resolve_params("tarf", over, dataset="synthetic", category=task.case.category)
     m = METHODS.get("tarf")(ctx, params)
     m.setup()
-    for e in range(t1):
+    for e in range(params.t1):
         m.epoch(e)
     ident = m.identify()
     ch = [None if v is None else abs(v) for v in ident["acc_change"]]
