@@ -20,6 +20,7 @@ this run's partition); otherwise it is trained here, a row per epoch, and cached
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -79,8 +80,10 @@ def resolved_recipe(spec: RunSpec, task: Task) -> Recipe:
 
 
 def emit(event: str, **values: Any) -> None:
-    """One JSON line on stdout (NaN / inf become null)."""
-    print(json.dumps({"event": event, **jsonable(values)}, default=str), flush=True)
+    """One JSON line on stdout (NaN / inf become null), stamped with the wall clock ``t``
+    (seconds since the epoch: bench.bench_headless reads where a run's time goes from them)."""
+    print(json.dumps({"event": event, "t": round(time.time(), 3), **jsonable(values)}, default=str),
+          flush=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -163,6 +166,7 @@ class _Run:
         self.task, self.spec, self.part = task, task.spec, task.partition
         self.store, self.run_id, self.stop, self.device = store, run_id, stop, device
         self.beat = _Heartbeat(store, run_id)
+        self.timing: dict[str, float] = {}  # seconds per stage (``timed``), in the final extras
         self.recipe = resolved_recipe(self.spec, task)
         self.cache = ModelCache(workspace.cache_dir / "models", store)
         d = task.data
@@ -275,17 +279,29 @@ class _Run:
                 "unit_level": self.part.unit_level}
 
     # ---- the run -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Add the block's wall time to ``self.timing[key]`` (the run's final extras)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing[key] = self.timing.get(key, 0.0) + time.perf_counter() - t0
+
     def go(self) -> str:
         t_wall = time.perf_counter()
         emit("task", run_id=self.run_id, note=self.task.note, device=str(self.device),
              sizes=self.part.sizes(), recipe_epochs=self.recipe.epochs)
         if self.spec.method == REFERENCE and self._retrained_is_reference():
             return self.retrained_run(t_wall)
-        orig, orig_meta, orig_hit, orig_key = self.original()
+        with self.timed("original"):
+            orig, orig_meta, orig_hit, orig_key = self.original()
         orig_state = {k: v.detach().clone() for k, v in orig.state_dict().items()}
-        orig_eval = evaluate(orig, self.data, self.dp)
-        ref, ref_meta, ref_hit, ref_key = self.reference()
-        ref_m = self.ref_metrics(ref, ref_meta)
+        with self.timed("evaluate"):
+            orig_eval = evaluate(orig, self.data, self.dp)
+        with self.timed("reference"):
+            ref, ref_meta, ref_hit, ref_key = self.reference()
+            ref_m = self.ref_metrics(ref, ref_meta)
         emit("reference", run_id=self.run_id, cached=ref_hit, key=ref_key, **ref_m)
         del ref
 
@@ -309,8 +325,9 @@ class _Run:
             loss = float(r.loss)
             if not math.isfinite(loss):
                 raise Diverged(f"epoch {e}: loss became {loss}")
-            ev = evaluate(model, self.data, self.dp,
-                          mia_seed=self.spec.seed if self.spec.mia_every_epoch else None)
+            with self.timed("evaluate"):
+                ev = evaluate(model, self.data, self.dp,
+                              mia_seed=self.spec.seed if self.spec.mia_every_epoch else None)
             if not _finite_weights(model):
                 raise Diverged(f"epoch {e}: weights became NaN / inf")
             lr = r.lr if r.lr is not None else ctx.last_lr
@@ -324,8 +341,9 @@ class _Run:
                                  seconds=seconds, extras=extras, **ev)
             emit("epoch", run_id=self.run_id, epoch=e, phase=r.phase or "unlearn", loss=loss, lr=lr,
                  seconds=seconds, **ev, extras=r.extras or {})
-        final = evaluate(model, self.data, self.dp, mia_seed=self.spec.seed if self.spec.mia else None,
-                         variants=True)
+        with self.timed("final_metrics"):  # one evaluation + the five SVC attacks
+            final = evaluate(model, self.data, self.dp,
+                             mia_seed=self.spec.seed if self.spec.mia else None, variants=True)
         extras = {"original": orig_eval, "original_key": orig_key, "original_cached": orig_hit,
                   "original_test_acc": orig_meta.get("metrics", {}).get("test_acc"),
                   "reference_key": ref_key, "reference_cached": ref_hit}
@@ -358,14 +376,17 @@ class _Run:
             emit("epoch", run_id=self.run_id, epoch=int(row["epoch"]), phase="retrain",
                  loss=row["loss"], lr=row["lr"], seconds=row["seconds"], cached=cached, **acc)
 
-        model, meta, hit, key = self.reference(on_row=write_row)
+        with self.timed("reference"):
+            model, meta, hit, key = self.reference(on_row=write_row)
         if hit:
             for row in meta.get("history", []):
                 write_row(row, cached=True)
-        m = self.ref_metrics(model, meta)
+        with self.timed("final_metrics"):
+            m = self.ref_metrics(model, meta)
         if not self.spec.mia:
             m.pop("mia", None)
             m.pop("mia_variants", None)
+        self.timing["unlearn"] = 0.0  # its training is the "reference" stage
         return self._finish(m, m, float(meta.get("train_seconds", float("nan"))), t_wall,
                             {"reference_key": key, "reference_cached": hit,
                              "rte_cached": hit})
@@ -376,7 +397,9 @@ class _Run:
         metrics["rte_s"] = rte
         for k in ("ua", "ra", "ta", "mia", "mia_variants"):
             metrics[f"ref_{k}"] = ref.get(k, float("nan"))
+        self.timing.setdefault("unlearn", rte)
         extras = {**extras, "wall_s": time.perf_counter() - t_wall, "device": str(self.device),
+                  "timing": dict(self.timing),
                   "recipe_epochs": self.recipe.epochs, "sizes": self.part.sizes()}
         metrics["extras"] = extras
         self.store.finish(self.run_id, metrics, status="finished")
