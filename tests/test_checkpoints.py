@@ -22,9 +22,11 @@ def net(seed=0):
     return nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
 
 
-def builder(model, calls, value=0.5, delay=0.0):
+def builder(model, calls, value=0.5, delay=0.0, started=None):
     def build():
         calls.append(1)
+        if started is not None:
+            started.set()
         time.sleep(delay)
         with torch.no_grad():
             model[0].weight.fill_(value)
@@ -103,16 +105,18 @@ def test_concurrent_builders_train_once(tmp_path):
     waits and loads."""
     calls = []
     results = {}
+    building = threading.Event()
 
     def worker(name, delay):
         cache = ModelCache(tmp_path / "models", poll_s=0.02)
         m = net(hash(name) % 100)
-        meta, hit = cache.get_or_build("shared", "original", m, builder(m, calls, delay=delay))
+        meta, hit = cache.get_or_build("shared", "original", m,
+                                       builder(m, calls, delay=delay, started=building))
         results[name] = (hit, m[0].weight.detach().clone())
 
     a = threading.Thread(target=worker, args=("a", 0.6))
     a.start()
-    time.sleep(0.15)  # a holds the lock and is building
+    assert building.wait(10)  # a holds the lock and is building (b waits, or finds it built)
     b = threading.Thread(target=worker, args=("b", 0.0))
     b.start()
     a.join(10)

@@ -44,14 +44,16 @@ def test_retrained_run_streams_epochs_then_replays_from_cache(tmp_path):
     with Store(db) as s:
         rid = s.create_run(spec)
     p = engine(["--db", str(db), "--run-id", str(rid)])
-    seen = []
-    while p.poll() is None:
-        seen.append(count_rows(db, rid))
-        time.sleep(0.02)
-    out, err = p.communicate()
-    assert p.returncode == 0, err
-    assert any(0 < c < 4 for c in seen), seen  # rows were visible while the engine ran
-    events = [json.loads(line) for line in out.splitlines()]
+    lines, seen = [], {}
+    for line in p.stdout:  # each epoch's event comes after its row is committed: streamed
+        lines.append(line)
+        ev = json.loads(line)
+        if ev["event"] == "epoch":
+            seen[ev["epoch"]] = count_rows(db, rid)
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0, err
+    assert all(seen[e] >= e + 1 for e in range(4)), seen  # readable by others as it goes
+    events = [json.loads(line) for line in lines]
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [0, 1, 2, 3]
     assert events[-1]["event"] == "finished"
     with Store(db) as s:
