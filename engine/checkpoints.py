@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .train import Cancelled
+from .fsio import atomic_write
 
 CACHE_FORMAT = 1  # bump when what a key means or the file layout changes
 
@@ -81,19 +82,6 @@ def _json_part(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_json_part(x) for x in v if not isinstance(x, (torch.Tensor, np.ndarray))]
     return v
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 class ModelCache:
@@ -168,9 +156,9 @@ class ModelCache:
         torch.save({"state_dict": state, "meta": dict(meta)}, buf)
         raw = buf.getvalue()
         sha = hashlib.sha256(raw).hexdigest()
-        _atomic_write(self.path(key), raw)
+        atomic_write(self.path(key), raw)
         side = {"key": key, "kind": kind, "sha256": sha, "bytes": len(raw), "meta": _json_part(meta)}
-        _atomic_write(self.sidecar(key), json.dumps(side, sort_keys=True, default=str).encode())
+        atomic_write(self.sidecar(key), json.dumps(side, sort_keys=True, default=str).encode())
         if self.store is not None:
             self.store.record_checkpoint(key, kind, self.path(key), sha, len(raw), _json_part(meta))
         return sha

@@ -45,12 +45,13 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import TarfError
 from .jsonsafe import jsonable
+from .fsio import atomic_write
 
 RUN_FILE, EVENTS_FILE, HEARTBEAT_FILE, LOG_FILE = "run.json", "events.jsonl", "heartbeat", "engine.log"
 HEARTBEAT_EVERY_S = 5.0  # a heartbeat file write at most this often (a network filesystem)
@@ -72,20 +73,6 @@ def current_attempt() -> int:
     return 0
 
 
-def _atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 # ---- the driver writes the folder's identity -----------------------------------------------
 def write_run_file(folder: str | os.PathLike, run: Mapping[str, Any]) -> Path:
     """Create ``folder`` and its ``run.json`` from a store row (``id``, ``spec``,
@@ -103,7 +90,7 @@ def write_run_file(folder: str | os.PathLike, run: Mapping[str, Any]) -> Path:
                 p = folder / name
                 if p.exists():
                     os.replace(p, folder / f"{name}.stale-{stamp}")
-        _atomic_write(folder / RUN_FILE, json.dumps(jsonable(ident), sort_keys=True, default=str).encode())
+        atomic_write(folder / RUN_FILE, json.dumps(jsonable(ident), sort_keys=True, default=str).encode())
     except OSError as e:
         raise TarfError(f"cannot write the run folder {folder}: {e.strerror or e}") from None
     return folder / RUN_FILE
@@ -207,7 +194,7 @@ class FolderSink:
             self._last_beat = now
         beat = {"t": utcnow(), "a": self.attempt, "pid": os.getpid(), "host": self.host}
         with contextlib.suppress(OSError):  # a missed beat is not worth killing the run for
-            _atomic_write(self.folder / HEARTBEAT_FILE, json.dumps(beat).encode(), fsync=False)
+            atomic_write(self.folder / HEARTBEAT_FILE, json.dumps(beat).encode(), fsync=False)
 
     @contextlib.contextmanager
     def keep_alive(self, run_id: int, every: float = 15.0) -> Iterator[None]:
