@@ -202,6 +202,22 @@ def print_show(d: dict) -> None:
         metrics.append(f"rte={d['rte_s']:.2f}s")
     if metrics:
         typer.echo(f"{'metrics':<15} {' '.join(metrics)}")
+    versions = (d.get("spec") or {}).get("versions") or {}
+    if versions:  # part of the run's identity: another data or method version is another run
+        typer.echo(f"{'versions':<15} " + " ".join(f"{k}={v}" for k, v in sorted(versions.items())))
+    extras = d.get("extras") or {}
+    if isinstance(extras, dict) and extras.get("mia_variants"):
+        ref = extras.get("ref_mia_variants") or {}
+        typer.echo(f"{'mia attacks':<15} " + " ".join(
+            f"{k}={_pct(v)}%" + (f" (Retrained {_pct(ref[k])}%)" if isinstance(ref, dict) and k in ref else "")
+            for k, v in extras["mia_variants"].items()))
+    ident = extras.get("identification") if isinstance(extras, dict) else None
+    if ident:
+        names = ident.get("unit_names") or []
+        name = lambda i: names[i] if i < len(names) else str(i)  # noqa: E731
+        typer.echo(f"{'identified':<15} {ident['hits']}/{ident['n']}: excluded "
+                   f"{', '.join(name(i) for i in ident['excluded']) or '-'}; hidden "
+                   f"{', '.join(name(i) for i in ident['hidden']) or '-'}")
     typer.echo(f"{'spec':<15} {json.dumps(d['spec'], sort_keys=True)}")
     if d["epochs"]:
         typer.echo("epoch  phase     loss      UA      RA      TA   acc_f  acc_uf  seconds")

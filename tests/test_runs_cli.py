@@ -94,6 +94,24 @@ def test_show(filled):
     assert r.exit_code == 2 and "no run 999" in r.stderr
 
 
+def test_show_names_versions_attacks_and_identification(ws):
+    from engine.task import normalise
+
+    spec = normalise(RunSpec(case=11, method="tarf"))
+    with Store(ws / "tarf.db") as s:
+        rid = s.create_run(spec)
+        s.mark_running(rid, 1, "cpu", {}, spec=spec)
+        s.finish(rid, {"ua": 5.0, "gap": 3.0, "extras": {
+            "mia_variants": {"confidence": 90.0, "entropy": 80.0},
+            "ref_mia_variants": {"confidence": 100.0, "entropy": 70.0},
+            "identification": {"hits": 1, "n": 2, "excluded": [1, 5], "hidden": [1, 2],
+                               "unit_names": ["car", "truck", "bus", "cat", "dog", "horse"]}}})
+    text = run(ws, "show", str(rid)).stdout
+    assert f"data={spec.versions['data']} method={spec.versions['method']}" in text
+    assert "confidence=90.00% (Retrained 100.00%)" in text and "entropy=80.00%" in text
+    assert "identified      1/2: excluded truck, horse; hidden truck, bus" in text
+
+
 def test_compare_every_format(filled):
     r = run(filled, "compare", "--format", "json")
     assert r.exit_code == 0, r.output
