@@ -71,6 +71,7 @@ class Row:
     statuses: dict[str, int]  # status -> count over the row's runs
     best: bool = False
     identified: tuple[int, int] | None = None  # (hits, n) summed over the counted runs
+    mia_attacks: dict[str, "Stat"] = field(default_factory=dict)  # extras.mia_variants
 
     @property
     def identified_text(self) -> str:
@@ -199,7 +200,8 @@ def build(runs: Iterable[dict]) -> list[Block]:
                     method, title, var, settings,
                     {m: Stat.of(r.get(m) for r in counted) for m in METRICS},
                     sorted(int(r.get("seed") or 0) for r in counted),
-                    [r["id"] for r in rs], statuses, identified=_identified(counted)))
+                    [r["id"] for r in rs], statuses, identified=_identified(counted),
+                    mia_attacks=_attacks(counted)))
         cands = [row for row in block.rows if row.method != REFERENCE
                  and row.stats["gap"].mean is not None]
         if cands:
@@ -207,6 +209,20 @@ def build(runs: Iterable[dict]) -> list[Block]:
             for row in cands:
                 row.best = row.stats["gap"].mean == low
     return list(blocks.values())
+
+
+MIA_ATTACKS = ("correctness", "confidence", "entropy", "m_entropy", "prob")  # engine.metrics.MIA_VARIANTS
+
+
+def _attacks(runs: list[dict]) -> dict[str, "Stat"]:
+    """Mean / std of every SVC attack the runs stored (``extras.mia_variants``)."""
+    vals: dict[str, list] = {}
+    for r in runs:
+        v = (r.get("extras") or {}).get("mia_variants") if isinstance(r.get("extras"), dict) else None
+        if isinstance(v, dict):
+            for k, x in v.items():
+                vals.setdefault(k, []).append(x)
+    return {k: Stat.of(vals[k]) for k in MIA_ATTACKS if k in vals}
 
 
 def _identified(runs: list[dict]) -> tuple[int, int] | None:
@@ -267,6 +283,10 @@ def to_records(blocks: list[Block]) -> list[dict]:
                 rec[f"{m}_std"] = row.stats[m].std
             rec["best_gap"] = row.best
             rec["identified"] = row.identified_text
+            for k in MIA_ATTACKS:
+                st = row.mia_attacks.get(k)
+                rec[f"mia_{k}_mean"] = None if st is None else st.mean
+                rec[f"mia_{k}_std"] = None if st is None else st.std
             out.append(rec)
     return out
 
@@ -283,6 +303,7 @@ def to_json(blocks: list[Block]) -> str:
                       "statuses": r.statuses, "best_gap": r.best,
                       "identified": None if r.identified is None else
                       {"hits": r.identified[0], "n": r.identified[1]},
+                      "mia_attacks": {k: {"mean": st.mean, "std": st.std} for k, st in r.mia_attacks.items()},
                       **{m: {"mean": r.stats[m].mean, "std": r.stats[m].std} for m in METRICS}}
                      for r in b.rows]})
     return json.dumps(data, indent=1, default=str)
@@ -303,7 +324,8 @@ def csv_text(records: list[dict], cols: list[str] | None = None) -> str:
 def to_csv(blocks: list[Block]) -> str:
     cols = ["experiment", "dataset", "case_no", "target", "forget", "arch", "method", "title",
             "variant", "n", "seeds", "runs", "statuses",
-            *[f"{m}_{k}" for m in METRICS for k in ("mean", "std")], "best_gap", "identified"]
+            *[f"{m}_{k}" for m in METRICS for k in ("mean", "std")], "best_gap", "identified",
+            *[f"mia_{a}_{k}" for a in MIA_ATTACKS for k in ("mean", "std")]]
     return csv_text(to_records(blocks), cols)
 
 

@@ -166,3 +166,19 @@ def test_queued_and_resolved_specs_of_one_setting_are_one_row():
     assert k != 9.0
     assert [r.title for r in block.rows] == [f"TARF (k={k})", "TARF (k=9.0)"]
     assert block.rows[0].run_ids == [1, 2]
+
+
+def test_mia_attacks_are_averaged_and_exported(store):
+    base = RunSpec(case=11, target="vehicle", forget=("car",), hierarchy="synthetic", method="ft")
+    for seed, conf in ((0, 40.0), (1, 60.0)):
+        rid = store.create_run(base.replace(seed=seed))
+        store.finish(rid, {"ua": 1.0, "gap": 2.0, "extras": {
+            "mia_variants": {"confidence": conf, "entropy": 10.0}}})
+    blocks = compare.build(store.list_runs())
+    row = blocks[0].rows[0]
+    assert row.mia_attacks["confidence"].mean == pytest.approx(50.0)
+    assert row.mia_attacks["entropy"].std == pytest.approx(0.0) and "prob" not in row.mia_attacks
+    data = json.loads(compare.to_json(blocks))
+    assert data[0]["rows"][0]["mia_attacks"]["confidence"]["mean"] == pytest.approx(50.0)
+    rec = next(csv.DictReader(io.StringIO(compare.to_csv(blocks))))
+    assert float(rec["mia_confidence_mean"]) == pytest.approx(50.0) and rec["mia_prob_mean"] == ""
