@@ -316,6 +316,28 @@ def _m004_executor(db: sqlite_utils.Database) -> None:
 
 
 # ---- value cleaning ------------------------------------------------------------------------
+def _spec_columns(spec: RunSpec) -> dict[str, Any]:
+    """The runs columns that copy a spec (set at creation, refreshed with the resolved spec)."""
+    return {"spec": spec.to_json(), "hierarchy": spec.hierarchy, "target": spec.target,
+            "forget": ",".join(spec.forget), "epochs": spec.epochs, "subsets": spec.subsets,
+            "experiment": spec.experiment_key()}
+
+
+def _split(values: Mapping[str, Any], known: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``values`` -> (the ``known`` columns as SQL scalars, everything else for ``extras``,
+    merged over an ``extras`` dict given in ``values``)."""
+    cols: dict[str, Any] = {}
+    extras = dict(values.get("extras") or {})
+    for k, v in values.items():
+        if k == "extras":
+            continue
+        if k in known:
+            cols[k] = _scalar(v)
+        else:
+            extras[k] = v
+    return cols, extras
+
+
 def _scalar(v: Any) -> Any:
     """A value for a column: numpy / torch scalars -> Python, NaN -> None."""
     if v is None or isinstance(v, (str, bytes, bool, int)):
@@ -480,16 +502,14 @@ class Store:
             return [m.name for m in MIGRATIONS.applied(self.db)]
 
     # ---- runs: writes ------------------------------------------------------------------
+    # Plain INSERT / UPDATE here rather than sqlite-utils' table.insert: every write runs inside
+    # _write's BEGIN IMMEDIATE transaction, and sqlite-utils' insert commits on its own (it wraps
+    # itself in ``with conn:``), which would end that transaction half-way.
     def create_run(self, spec: RunSpec, status: str = "queued") -> int:
         _check_status(status)
-        row = {
-            "status": status, "label": spec.label, "dataset": spec.dataset,
-            "hierarchy": spec.hierarchy, "subsets": spec.subsets, "case_no": spec.case,
-            "target": spec.target, "forget": ",".join(spec.forget), "method": spec.method,
-            "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs,
-            "experiment": spec.experiment_key(), "spec_hash": spec.hash(),
-            "spec": spec.to_json(), "created_at": utcnow(),
-        }
+        row = {"status": status, "label": spec.label, "dataset": spec.dataset, "method": spec.method,
+               "arch": spec.arch, "seed": spec.seed, "case_no": spec.case, **_spec_columns(spec),
+               "spec_hash": spec.hash(), "created_at": utcnow()}
         if status in TERMINAL:
             row["finished_at"] = row["created_at"]
         cols = ", ".join(row)
@@ -555,9 +575,7 @@ class Store:
             else:
                 other[k] = v
         if spec is not None:
-            values.update(spec=spec.to_json(), hierarchy=spec.hierarchy, target=spec.target,
-                          forget=",".join(spec.forget), epochs=spec.epochs,
-                          subsets=spec.subsets, experiment=spec.experiment_key())
+            values.update(_spec_columns(spec))
 
         def tx(db):
             cur = db.execute(
@@ -603,13 +621,8 @@ class Store:
         """One epoch's evaluation (replaces an existing row for the same epoch). Known keys:
         ``EPOCH_VALUES``; ``extras=dict``; any other key is kept in ``extras`` too. Also
         counts as a heartbeat."""
-        extras = dict(values.pop("extras", None) or {})
-        row: dict[str, Any] = {"run_id": int(run_id), "epoch": int(epoch)}
-        for k, v in values.items():
-            if k in EPOCH_VALUES:
-                row[k] = _scalar(v)
-            else:
-                extras[k] = v
+        known, extras = _split(values, EPOCH_VALUES)
+        row: dict[str, Any] = {"run_id": int(run_id), "epoch": int(epoch), **known}
         now = utcnow()
         row["at"] = now
         row["extras"] = _dumps(extras)
@@ -628,15 +641,7 @@ class Store:
         """Final metrics (``RUN_METRICS`` keys; ``extras=dict`` and unknown keys are kept in
         ``extras``) and a terminal status."""
         _check_status(status)
-        values: dict[str, Any] = {}
-        extras = dict(metrics.get("extras") or {})
-        for k, v in metrics.items():
-            if k == "extras":
-                continue
-            if k in RUN_METRICS:
-                values[k] = _scalar(v)
-            else:
-                extras[k] = v
+        values, extras = _split(metrics, RUN_METRICS)
         now = utcnow()
         values.update(status=status, heartbeat_at=now)
         if status in TERMINAL:
