@@ -46,7 +46,8 @@ def test_bad_settings_are_one_line_errors(tmp_path, text, match):
     assert "\n" not in str(e.value)
 
 
-def test_the_batch_script_runs_the_engine_with_a_sink_per_task(store):
+def test_the_batch_script_runs_the_engine_with_a_sink_per_task(store, monkeypatch):
+    monkeypatch.delenv("TARF_THREADS", raising=False)  # a driver's own setting would win
     cfg = SlurmConfig(partition="gpu", gpus=2, cpus=6, mem="8G", time="1:00:00", max_running=4,
                       setup="source /opt/venv/bin/activate")
     ex = SlurmExecutor(store, cfg, engine_cmd=["/opt/py", "-m", "engine"], check=False)
