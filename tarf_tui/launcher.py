@@ -18,6 +18,7 @@ the engine gone (or silent for ``stale_after`` seconds) with the run still ``run
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
@@ -103,11 +104,24 @@ def _proc_state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else None
 
 
+@functools.cache
+def proc_is_ours() -> bool:
+    """Whether /proc shows this process's pid namespace (``/proc/self`` names our pid).
+
+    A container or sandbox may mount another namespace's /proc, where ``/proc/<pid>`` is
+    someone else's process or nobody's; then only ``os.kill`` can be trusted."""
+    try:
+        return os.readlink("/proc/self") == str(os.getpid())
+    except OSError:
+        return False
+
+
 def pid_runs_engine(pid: int, run_id: int | None = None) -> bool:
     """Whether ``pid`` is a live (non-zombie) engine process, for ``run_id`` when given.
 
-    ``os.kill(pid, 0)`` says the pid exists; where /proc exists its command line must also
-    mention ``engine`` (and ``--run-id <id>``), so a recycled pid is not mistaken for it."""
+    ``os.kill(pid, 0)`` says the pid exists; where /proc shows our pid namespace its command
+    line must also mention ``engine`` (and ``--run-id <id>``), so a recycled pid is not
+    mistaken for it. Without such a /proc the pid's existence is all there is to go on."""
     if not pid or pid <= 0:
         return False
     try:
@@ -116,7 +130,7 @@ def pid_runs_engine(pid: int, run_id: int | None = None) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
-    if not Path("/proc").is_dir():
+    if not proc_is_ours():
         return True
     if _proc_state(pid) in ("Z", "X"):
         return False

@@ -14,7 +14,9 @@ import pytest
 
 from engine.spec import RunSpec
 from engine.store import Store
-from tarf_tui.launcher import (ENGINE_PATH, Launcher, LocalExecutor, Pool, pid_runs_engine)
+import tarf_tui.launcher as launcher_module
+from tarf_tui.launcher import (ENGINE_PATH, Launcher, LocalExecutor, Pool, pid_runs_engine,
+                               proc_is_ours)
 
 FAKE = str(Path(__file__).with_name("fake_engine.py"))
 
@@ -180,6 +182,7 @@ def test_silent_local_engine_is_failed_and_stopped(launcher, store, monkeypatch)
     wait_for(lambda: not launcher.executor.alive(h), timeout=5)
 
 
+@pytest.mark.skipif(not proc_is_ours(), reason="/proc shows another pid namespace here")
 def test_pid_check_survives_pid_reuse(tmp_path):
     other = subprocess.Popen(["sleep", "30"])
     try:
@@ -196,6 +199,19 @@ def test_pid_check_survives_pid_reuse(tmp_path):
     finally:
         fake.kill()
         fake.wait()
+
+
+def test_pid_check_without_own_proc_trusts_only_kill(monkeypatch):
+    """In a sandbox whose /proc is another namespace's, /proc/<pid> says nothing about our
+    children: a live pid counts as running, a reaped one does not."""
+    monkeypatch.setattr(launcher_module, "proc_is_ours", lambda: False)
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        assert launcher_module.pid_runs_engine(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+    assert not launcher_module.pid_runs_engine(other.pid)
 
 
 def test_pool_respects_worker_limit(launcher, store, monkeypatch):
