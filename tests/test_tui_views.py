@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import sqlite3
 
 import pytest
 
@@ -235,6 +236,34 @@ async def test_run_on_slurm_goes_through_the_executor_and_a_refusal_starts_nothi
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: len(launcher.submitted) == 4, what="local launch")
         assert asked == ["slurm", "local"]
+
+
+@sync
+async def test_runs_list_shows_where_slurm_runs_are(ws):
+    """A workspace with Slurm runs gets a "where" column (job id, node once the engine reported
+    in); a local-only workspace and an 80-column terminal do without it."""
+    ids = populate(ws, seeds=(0,))
+    app, _ = recording_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.runs.rows) == 4)
+        assert "where" in app.runs.query_one(RunTable).hidden  # nothing on Slurm yet
+    with Store(ws.db_path) as s:
+        s.set_job(ids[-1], "slurm", "46_3")
+    con = sqlite3.connect(ws.db_path)
+    with con:
+        con.execute("UPDATE runs SET host = 'gpu07' WHERE id = ?", [ids[-1]])
+    con.close()
+    app, _ = recording_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.runs.rows) == 4)
+        table = app.runs.query_one(RunTable)
+        assert "where" not in table.hidden
+        where = [str(c[-1]) for c in table.cells]
+        assert where[0] == "slurm 46_3 @gpu07" and set(where[1:]) == {""}
+        app.runs.query_one("#runs-filter").value = "46_3"
+        await wait_for(pilot, lambda: app.runs.shown == [ids[-1]], what="filter by job id")
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: "where" in table.hidden, what="narrow layout")
 
 
 # ---- detail ------------------------------------------------------------------------------------

@@ -20,14 +20,17 @@ from .base import StableFooter, TarfScreen
 from ..widgets.common import (CATEGORY_SHORT, CATEGORY_STYLE, data_stamp, fmt_num, fmt_run_time, fmt_time,
                               method_title, planned_epochs, read_run_rows, run_seconds,
                               status_text)
+from ..slurm import where as slurm_where
 from ..widgets.run_table import RunTable
 
 COLUMNS = (("mark", "✓", 1), ("id", "id", 5), ("status", "status", 13), ("dataset", "dataset", 9),
            ("case", "case", 14), ("method", "method", 9), ("seed", "seed", 4),
            ("ua", "UA", 6), ("ra", "RA", 6), ("ta", "TA", 6), ("mia", "MIA", 6),
-           ("gap", "Gap", 6), ("time", "run time", 11), ("started", "started", 14))
+           ("gap", "Gap", 6), ("time", "run time", 11), ("started", "started", 14),
+           ("where", "where", 18))
 # left out below 120 columns (80x24 keeps id, status, case, method, seed, UA..Gap)
-NARROW_HIDDEN = ("dataset", "mia", "time", "started")
+NARROW_HIDDEN = ("dataset", "mia", "time", "started", "where")
+# "where" (Slurm job id and node) is shown once a run of the workspace went to Slurm
 SORT_KEYS = [c[0] for c in COLUMNS if c[0] != "mark"]
 SHORT = CATEGORY_SHORT
 
@@ -39,6 +42,8 @@ def sort_value(row: dict, key: str, now) -> Any:
         return run_seconds(row, now) or 0.0
     if key == "started":
         return row.get("started_at") or ""
+    if key == "where":
+        return slurm_where(row) if row.get("executor") == "slurm" else ""
     v = row.get(key)
     if v is None:
         return (1, 0) if key in ("ua", "ra", "ta", "mia", "gap") else ""
@@ -52,7 +57,7 @@ def matches(row: dict, query: str) -> bool:
         return True
     hay = " ".join(str(row.get(k) or "") for k in
                    ("id", "status", "dataset", "case_no", "method", "seed", "label", "target",
-                    "forget")).lower()
+                    "forget", "executor", "job_id", "host")).lower()
     cat = CASES[row["case_no"] - 1].category if row.get("case_no") else ""
     hay += " " + cat
     for term in query.lower().split():
@@ -82,7 +87,8 @@ def row_cells(row: dict, now, marked: bool = False) -> tuple:
             method_title(row.get("method")), str(row.get("seed", "")),
             metric("ua"), metric("ra"), metric("ta"), metric("mia"),
             Text(fmt_num(row.get("gap"), 2), style="bold" if row.get("gap") is not None else ""),
-            fmt_run_time(row, now), fmt_time(row.get("started_at") or row.get("created_at")))
+            fmt_run_time(row, now), fmt_time(row.get("started_at") or row.get("created_at")),
+            slurm_where(row) if row.get("executor") == "slurm" else "")
 
 
 class RunsScreen(TarfScreen):
@@ -113,6 +119,7 @@ class RunsScreen(TarfScreen):
         self._stamp: Any = None
         self._busy = False
         self.loaded = 0  # reads applied (tests wait on it)
+        self.narrow = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -130,8 +137,14 @@ class RunsScreen(TarfScreen):
         self.poll(force=True)
 
     def on_resize(self, event) -> None:
-        narrow = event.size.width < 120
-        self.query_one(RunTable).set_hidden(NARROW_HIDDEN if narrow else (), gap=1 if narrow else 2)
+        self.narrow = event.size.width < 120
+        self._set_columns()
+
+    def _set_columns(self) -> None:
+        hidden = set(NARROW_HIDDEN if self.narrow else ())
+        if not any(r.get("executor") == "slurm" for r in self.rows):
+            hidden.add("where")
+        self.query_one(RunTable).set_hidden(hidden, gap=1 if self.narrow else 2)
 
     # ---- polling (paused while hidden) ---------------------------------------------------
     def on_screen_suspend(self) -> None:
@@ -174,6 +187,7 @@ class RunsScreen(TarfScreen):
             self.by_id = {r["id"]: r for r in rows}
             self.marked &= set(self.by_id)
             self.cells = {r["id"]: row_cells(r, now, r["id"] in self.marked) for r in rows}
+            self._set_columns()
             self.render_table()
         else:
             changed = [r for r in rows if self.by_id.get(r["id"]) != r]

@@ -148,7 +148,7 @@ SELECT r.id, r.status, r.label, r.dataset, r.case_no, r.target, r.forget, r.meth
        r.seed, r.epochs, r.experiment,
        coalesce(r.ua, e.ua) AS ua, coalesce(r.ra, e.ra) AS ra, coalesce(r.ta, e.ta) AS ta,
        coalesce(r.mia, e.mia) AS mia, r.gap, r.rte_s, r.started_at, r.finished_at,
-       r.created_at, r.error, e.epoch AS last_epoch,
+       r.created_at, r.error, r.executor, r.job_id, r.host, r.pid, e.epoch AS last_epoch,
        CASE WHEN r.method = 'retrained' THEN json_extract(r.spec, '$.recipe.epochs')
             ELSE coalesce(r.epochs, json_extract(r.spec, '$.params.epochs')) END AS total_epochs
 FROM runs r
