@@ -18,7 +18,6 @@ with the wall clock; nothing here is estimated. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shlex
@@ -30,13 +29,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.store import parse_time
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GRID = "--method ft,ga --seed 0,1 --per-class 60 --device cpu"
 STAGES = ("start", "data", "original", "reference", "unlearn", "evaluate", "final_metrics", "other")
 
 
 def _ts(text: str | None) -> float | None:
-    return dt.datetime.fromisoformat(text).timestamp() if text else None
+    t = parse_time(text)
+    return None if t is None else t.timestamp()
 
 
 def _events(log: str | None) -> dict[str, float]:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .cases import Partition
+from .store import MIA_VARIANTS  # the attacks' names, torch-free (the exports read them too)
 from .train import DeviceData, predict
 
 ACC_KEYS = ("ua", "ra", "ta", "acc_f", "acc_uf", "acc_test_t")
@@ -112,9 +113,6 @@ def mia_features(p: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"correctness": (p.argmax(1) == y).double()[:, None], "confidence": conf[:, None],
             "entropy": -(p * _safe_log(p)).sum(1, keepdim=True), "m_entropy": m_ent[:, None],
             "prob": p}
-
-
-MIA_VARIANTS = ("correctness", "confidence", "entropy", "m_entropy", "prob")
 
 
 def mia_variants(p_train: torch.Tensor, p_test: torch.Tensor, data: DeviceData,

@@ -132,6 +132,9 @@ RUN_METRICS = ("ua", "ra", "ta", "mia", "acc_f", "acc_uf", "acc_test_t", "gap", 
 EPOCH_VALUES = ("phase", "loss", "ua", "ra", "ta", "acc_f", "acc_uf", "acc_test_t", "mia", "lr",
                 "seconds")
 VERSION_KEYS = ("code_version", "torch_version", "python_version")
+# the SVC attacks of engine.metrics (``mia_variants``): the keys of a run's extras.mia_variants,
+# named here, torch-free, so the front ends' exports read the same list
+MIA_VARIANTS = ("correctness", "confidence", "entropy", "m_entropy", "prob")
 
 
 # ---- time ----------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from textual.screen import Screen
 
 from engine.errors import TarfError
 from engine.spec import RunSpec
-from engine.store import ACTIVE, TERMINAL, Store, Workspace
+from engine.store import ACTIVE, Store, Workspace
 
-from .launcher import Launcher, LocalExecutor
+from .launcher import Launcher
 from .slurm import workspace_executor
 from .planner import Plan, Scheduler, make_plan, plan_specs
 from .widgets.common import Clock, utc_now

@@ -33,6 +33,7 @@ from typing import Any, Iterable
 from engine.cases import get_case
 from engine.errors import TarfError, UnknownName
 from engine.methods.params import CATALOG, resolve_params
+from engine.store import MIA_VARIANTS
 
 from .options import REFERENCE
 
@@ -211,18 +212,16 @@ def build(runs: Iterable[dict]) -> list[Block]:
     return list(blocks.values())
 
 
-MIA_ATTACKS = ("correctness", "confidence", "entropy", "m_entropy", "prob")  # engine.metrics.MIA_VARIANTS
-
-
 def _attacks(runs: list[dict]) -> dict[str, "Stat"]:
     """Mean / std of every SVC attack the runs stored (``extras.mia_variants``)."""
     vals: dict[str, list] = {}
     for r in runs:
-        v = (r.get("extras") or {}).get("mia_variants") if isinstance(r.get("extras"), dict) else None
+        extras = r.get("extras")
+        v = extras.get("mia_variants") if isinstance(extras, dict) else None
         if isinstance(v, dict):
             for k, x in v.items():
                 vals.setdefault(k, []).append(x)
-    return {k: Stat.of(vals[k]) for k in MIA_ATTACKS if k in vals}
+    return {k: Stat.of(vals[k]) for k in MIA_VARIANTS if k in vals}
 
 
 def _identified(runs: list[dict]) -> tuple[int, int] | None:
@@ -283,7 +282,7 @@ def to_records(blocks: list[Block]) -> list[dict]:
                 rec[f"{m}_std"] = row.stats[m].std
             rec["best_gap"] = row.best
             rec["identified"] = row.identified_text
-            for k in MIA_ATTACKS:
+            for k in MIA_VARIANTS:
                 st = row.mia_attacks.get(k)
                 rec[f"mia_{k}_mean"] = None if st is None else st.mean
                 rec[f"mia_{k}_std"] = None if st is None else st.std
@@ -325,7 +324,7 @@ def to_csv(blocks: list[Block]) -> str:
     cols = ["experiment", "dataset", "case_no", "target", "forget", "arch", "method", "title",
             "variant", "n", "seeds", "runs", "statuses",
             *[f"{m}_{k}" for m in METRICS for k in ("mean", "std")], "best_gap", "identified",
-            *[f"mia_{a}_{k}" for a in MIA_ATTACKS for k in ("mean", "std")]]
+            *[f"mia_{a}_{k}" for a in MIA_VARIANTS for k in ("mean", "std")]]
     return csv_text(to_records(blocks), cols)
 
 

@@ -38,7 +38,7 @@ from engine.cases import get_case
 from engine.errors import InvalidSpec, TarfError, UnknownName
 from engine.methods.params import CATALOG, resolve_params
 from engine.spec import ARCHS, Recipe, RunSpec, parse_set
-from engine.task import check, hierarchy_for, normalise, resolve_request
+from engine.task import check, normalise
 
 from .options import DEFAULT_METHODS, REFERENCE, method_name, seed_values
 

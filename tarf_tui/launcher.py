@@ -124,7 +124,7 @@ def _cmdline(pid: int, tries: int = 50) -> list[bytes] | None:
     measured an empty read in 25 of 300 reads straight after ``Popen``. So an empty read is
     retried for up to ``tries`` x 2 ms; one that stays empty (a kernel thread) is returned."""
     raw = b""
-    for i in range(tries):
+    for _ in range(tries):
         try:
             raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:

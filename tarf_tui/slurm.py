@@ -45,7 +45,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from engine.errors import InvalidSpec, TarfError, UnknownName
-from engine.sink import LOG_FILE, Ingestor, read_lines, write_run_file
+from engine.sink import LOG_FILE, Ingestor, write_run_file
 from engine.store import ACTIVE, TERMINAL, Store
 
 CONFIG_FILE = "slurm.toml"
@@ -653,7 +653,7 @@ class WorkspaceExecutor:
         """Rows marked for Slurm go to Slurm (one array), the others to the primary."""
         ids = [int(r) for r in run_ids]
         rows = {r["id"]: r for r in (self.store.get_run(i) for i in ids) if r}
-        to_slurm = [i for i in ids if (rows.get(i) or {}).get("executor") == SlurmExecutor.name
+        to_slurm = [i for i in ids if on_slurm(rows.get(i) or {})
                     or isinstance(self.primary, SlurmExecutor)]
         others = [i for i in ids if i not in to_slurm]
         handles = dict(zip(to_slurm, self.slurm.start_many(to_slurm))) if to_slurm else {}
@@ -682,7 +682,7 @@ class WorkspaceExecutor:
         self._for(handle).kill(handle)
 
     def adopt(self, run: Mapping[str, Any]) -> Any | None:
-        if run.get("executor") == SlurmExecutor.name:
+        if on_slurm(run):
             return self.slurm.adopt(run)
         if isinstance(self.primary, SlurmExecutor):
             from .launcher import LocalExecutor
@@ -699,7 +699,7 @@ class WorkspaceExecutor:
         except SlurmError:
             changed = []
             for row in store.list_runs(status=ACTIVE):
-                if row.get("executor") == SlurmExecutor.name:
+                if on_slurm(row):
                     res = self.slurm.ingestor.ingest(self.slurm.folder(row["id"]))
                     if res.status != row["status"]:
                         changed.append(int(row["id"]))
@@ -733,11 +733,16 @@ def executor_for(name: str, store: Store, *, engine_cmd: list[str] | None = None
 EXECUTORS = ("local", "slurm")
 
 
+def on_slurm(run: Mapping[str, Any]) -> bool:
+    """Whether the run was handed to Slurm (its ``executor`` column)."""
+    return run.get("executor") == SlurmExecutor.name
+
+
 def where(run: Mapping[str, Any]) -> str:
     """Where a run's engine is, for lists and headers: ``slurm 46_0 @gpu07`` (a Slurm task,
     with its node once it reported in), ``slurm (not submitted)``, or the host of a local
     run ('' before it started)."""
-    if run.get("executor") == SlurmExecutor.name:
+    if on_slurm(run):
         if not run.get("job_id"):
             return "slurm (not submitted)"
         node = run.get("host") if run.get("status") != "queued" or run.get("pid") else None

@@ -11,7 +11,6 @@ import pytest
 
 from engine.errors import UnknownName
 from engine.spec import RunSpec
-from engine.store import Store
 from tarf_tui import compare
 
 

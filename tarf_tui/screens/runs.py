@@ -20,7 +20,7 @@ from .base import StableFooter, TarfScreen
 from ..widgets.common import (CATEGORY_SHORT, CATEGORY_STYLE, data_stamp, fmt_num, fmt_run_time, fmt_time,
                               method_title, planned_epochs, read_run_rows, run_seconds,
                               status_text)
-from ..slurm import where as slurm_where
+from ..slurm import on_slurm, where as slurm_where
 from ..widgets.run_table import RunTable
 
 COLUMNS = (("mark", "✓", 1), ("id", "id", 5), ("status", "status", 13), ("dataset", "dataset", 9),
@@ -35,6 +35,11 @@ SORT_KEYS = [c[0] for c in COLUMNS if c[0] != "mark"]
 SHORT = CATEGORY_SHORT
 
 
+def where_cell(row: dict) -> str:
+    """The "where" column: a Slurm run's array task and node, empty for a local run."""
+    return slurm_where(row) if on_slurm(row) else ""
+
+
 def sort_value(row: dict, key: str, now) -> Any:
     if key == "case":
         return row["case_no"] or 0
@@ -43,7 +48,7 @@ def sort_value(row: dict, key: str, now) -> Any:
     if key == "started":
         return row.get("started_at") or ""
     if key == "where":
-        return slurm_where(row) if row.get("executor") == "slurm" else ""
+        return where_cell(row)
     v = row.get(key)
     if v is None:
         return (1, 0) if key in ("ua", "ra", "ta", "mia", "gap") else ""
@@ -88,7 +93,7 @@ def row_cells(row: dict, now, marked: bool = False) -> tuple:
             metric("ua"), metric("ra"), metric("ta"), metric("mia"),
             Text(fmt_num(row.get("gap"), 2), style="bold" if row.get("gap") is not None else ""),
             fmt_run_time(row, now), fmt_time(row.get("started_at") or row.get("created_at")),
-            slurm_where(row) if row.get("executor") == "slurm" else "")
+            where_cell(row))
 
 
 class RunsScreen(TarfScreen):
@@ -142,7 +147,7 @@ class RunsScreen(TarfScreen):
 
     def _set_columns(self) -> None:
         hidden = set(NARROW_HIDDEN if self.narrow else ())
-        if not any(r.get("executor") == "slurm" for r in self.rows):
+        if not any(on_slurm(r) for r in self.rows):
             hidden.add("where")
         self.query_one(RunTable).set_hidden(hidden, gap=1 if self.narrow else 2)
 
